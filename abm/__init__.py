@@ -1,0 +1,1 @@
+"""The rare-earth world model: scenario, market, settlement, outcomes."""

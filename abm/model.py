@@ -1,0 +1,1352 @@
+"""The rare-earth world model: a Mesa model whose ``step`` is the monthly phase script.
+
+``RareEarthModel.step`` reads as DESIGN.md section 3 and docs/ODD.md ("Process overview and
+scheduling") line for line:
+
+1. scheduled events apply (measures start and end);
+2. states observe and, on their decision months, choose policies through their strategies;
+3. producers set output, idle or restart, and advance or start capacity projects;
+4. manufacturers, processors and stockpiles set orders;
+5. the market clears every item across countries under the export rules in force, and prices
+   adjust;
+6. settlement moves goods and money, and checks conservation;
+7. learning: risk perception, expectations, losses, substitution, recycling, disputes;
+8. data collection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mesa
+import numpy as np
+
+from abm.constants import (
+    CHINA,
+    CONC,
+    COUNTRIES,
+    GOODS,
+    ITEM_GOOD,
+    ITEMS,
+    KIND_BY_NAME,
+    MAG_HT,
+    MAG_STD,
+    OXIDE,
+    C,
+    FirmKind,
+    G,
+    I,
+    S,
+)
+from abm.market import (
+    KG_PER_T,
+    Clearing,
+    Contracts,
+    arbitrage,
+    clear_item,
+    excess_demand,
+    update_prices,
+)
+from abm.policy import Dispute, Measure, PolicyState
+from abm.recorder import Recorder
+from abm.scenario import Scenario, month_index, parse_event
+from agents.firms import (
+    FirmAgent,
+    build_population,
+    country_item_use,
+    output_composition,
+    output_value_usd_per_kg,
+    supply_response,
+)
+from agents.states import StateAgent
+from agents.strategies import DisputeView, Observation
+
+RATE_ADJUST = 0.2
+"""Share of the gap to its target run rate a producer closes each month (adjustment costs)."""
+SALES_EXPECTATION_SPEED = 0.3
+"""Weight of this month's sales in a producer's expected sales."""
+HOLD_LIMIT_MONTHS = 6.0
+"""A miner keeps at most this many months of a co-product it cannot sell; the rest is tailings."""
+CAPITAL_RECOVERY_PER_YEAR = 0.15
+"""Annual capital charge on capex (about 10 years at 8%), used in full-cost margins."""
+
+STANDING = {
+    "export_quota",
+    "embargo",
+    "licensing",
+    "export_tax",
+    "production_quota",
+    "tech_export_ban",
+    "offtake",
+    "stockpile",
+    "price_floor",
+    "permitting",
+    "recycling_subsidy",
+}
+KIND_CODES = ("miner", "separator", "magnet_maker", "recycler")
+STAGE_OF_KIND = {
+    FirmKind.MINER: 0,
+    FirmKind.SEPARATOR: 1,
+    FirmKind.MAGNET_MAKER: 2,
+    FirmKind.RECYCLER: 3,
+}
+
+
+class ConservationError(RuntimeError):
+    """Goods or money appeared or vanished in settlement."""
+
+
+class ScenarioRuntimeError(ValueError):
+    """A scenario is valid on its own but cannot run (e.g. an action names a missing firm)."""
+
+
+@dataclass
+class MonthFlows:
+    """What happened in one month, kept for outputs and learning."""
+
+    production: np.ndarray  # (C, I) t produced (recycling excluded)
+    recycled: np.ndarray  # (C, G) t
+    consumption: np.ndarray  # (C, G) t REO consumed by manufacturers
+    clearings: list  # per item Clearing
+    lost_usd: np.ndarray  # (C, S)
+    revenue: np.ndarray  # (C,) US$ received by sellers
+    restriction: np.ndarray  # (C, C)
+
+
+class RareEarthModel(mesa.Model):
+    """States and firms trading rare earths month by month.
+
+    Args:
+        scenario: a validated scenario.
+        seed: random seed (defaults to the scenario's); seed 0 is a seed.
+        run: label written in the ``run`` column (``scenario`` or ``counterfactual``).
+    """
+
+    def __init__(self, scenario: Scenario, seed: int | None = None, run: str = "scenario"):
+        seed = scenario.seed if seed is None else int(seed)
+        super().__init__(rng=seed)
+        self.seed_value = seed
+        self.scenario = scenario
+        self.run_label = run
+        self.start = scenario.start_ym
+        self.month = 0
+        self.horizon = scenario.months
+        mk, fb = scenario.market, scenario.firm_behaviour
+        self.mk, self.fb = mk, fb
+        self.p0 = np.array([mk.prices_usd_per_kg[f"{g}_{s}"] for g, s in ITEMS])
+        self.price = np.repeat(self.p0[:, None], C, axis=1)  # (I, C)
+        self.exp_price = self.price.copy()  # firms' adaptive price expectations
+        self.premium = np.zeros((I, C))  # log scarcity premium over the cost-linked anchor
+        self._calibrate_anchors()
+        self.use_c = country_item_use(scenario)  # (C, I) per year at intensity 1
+        self.growth = np.array([cp.demand_growth_per_year for cp in scenario.countries])
+        self.demand_mult = np.ones((C, G))
+        self.reo_per_item = self._reo_content()  # (I, G) t REO of each good per t of item
+
+        self.firms, names = build_population(scenario, self.rng)
+        self.firm_agents = [FirmAgent(self, r, nm) for r, nm in enumerate(names)]
+        self.states = [StateAgent(self, c, cp) for c, cp in enumerate(scenario.countries)]
+        self.policy = PolicyState()
+        self.recorder = Recorder(run, seed)
+        self.dates: list[str] = []
+
+        self.fill = np.ones((C, I))
+        self.supplier_share = np.zeros((I, C, C))  # [item, buyer, origin]
+        self.lost_hist: list[np.ndarray] = []
+        self.bankruptcies = np.zeros(C)
+        self.finance_pool = np.zeros((C, len(KIND_CODES)))
+        self.rd_pressure = np.zeros(C)
+        self.restart_due = np.zeros(self.firms.n)
+        self.external_in = 0.0
+        self.external_out = 0.0
+        self.concession: tuple[str, int] | None = None
+        self.flows: MonthFlows | None = None
+        self.comp = output_composition(self.firms, mk)
+        self._init_stocks()
+
+    # ------------------------------------------------------------------ set-up helpers
+
+    def _calibrate_anchors(self) -> None:
+        """Solve the netback share and magnet markup from the start prices.
+
+        The conversion cost is the coercer's (the price-setting magnet maker, China by default),
+        so the start prices are an equilibrium of the anchors.
+        """
+        mk = self.mk
+        p = self.p0
+        self._netback_share = np.array(
+            [p[CONC[g]] / max(mk.separation_yield * p[OXIDE[g]], 1e-9) for g in range(G)]
+        )
+        setter = self.scenario.country(self.scenario.coercer)
+        self._conversion = setter.magnet_cost_usd_per_kg
+        self._magnet_markup = np.zeros(2)
+        for j, grade in enumerate(("ndpr_magnet", "heavy_magnet")):
+            cost = (
+                mk.magnet_ndpr_t_per_t[grade] * p[4]
+                + mk.magnet_heavy_t_per_t[grade] * p[5]
+                + self._conversion
+            )
+            self._magnet_markup[j] = p[MAG_STD + j] / cost
+
+    def _reo_content(self) -> np.ndarray:
+        mk = self.mk
+        r = np.zeros((I, G))
+        for i in (*CONC, *OXIDE):
+            r[i, ITEM_GOOD[i]] = 1.0
+        r[MAG_STD, 1] = mk.magnet_ndpr_t_per_t["ndpr_magnet"]
+        r[MAG_STD, 2] = mk.magnet_heavy_t_per_t["ndpr_magnet"]
+        r[MAG_HT, 1] = mk.magnet_ndpr_t_per_t["heavy_magnet"]
+        r[MAG_HT, 2] = mk.magnet_heavy_t_per_t["heavy_magnet"]
+        return r
+
+    def _init_stocks(self) -> None:
+        f, fb = self.firms, self.fb
+        monthly = f.capacity / 12.0
+        stock_m = fb.producer_stock_months
+        miner = f.kind == FirmKind.MINER
+        f.stock[:, 0:3] += (miner * monthly * stock_m)[:, None] * f.basket
+        sep = f.kind == FirmKind.SEPARATOR
+        f.stock[:, 3:6] += (sep * monthly * stock_m)[:, None] * f.basket
+        f.stock[:, 0:3] += (sep * monthly * fb.inventory_base_months)[:, None] * f.basket
+        mag = f.kind == FirmKind.MAGNET_MAKER
+        nd, hv = self._magnet_recipe()
+        f.stock[:, MAG_STD] += mag * monthly * stock_m * (1 - f.ht_share)
+        f.stock[:, MAG_HT] += mag * monthly * stock_m * f.ht_share
+        f.stock[:, 4] += mag * monthly * fb.inventory_base_months * nd
+        f.stock[:, 5] += mag * monthly * fb.inventory_base_months * hv
+        manuf = f.kind == FirmKind.MANUFACTURER
+        f.stock += manuf[:, None] * f.use_tpy / 12.0 * fb.inventory_base_months
+        # producers expect to sell what the world used at the start, pro rata to capacity
+        comp = output_composition(f, self.mk)
+        cap_item = (monthly * (f.active & ~f.prospect))[:, None] * comp
+        world_cap = cap_item.sum(axis=0)
+        world_use = self.use_c.sum(axis=0) / 12.0
+        # upstream items are wanted by the next stage: concentrate by oxide, oxide by magnets
+        nd, hv = self._magnet_recipe()
+        mag_t = world_use[MAG_STD] + world_use[MAG_HT]
+        use_item = world_use.copy()
+        use_item[4] += mag_t * float(np.mean(nd)) if f.n else 0.0
+        use_item[5] += mag_t * float(np.mean(hv)) if f.n else 0.0
+        use_item[0:3] = use_item[3:6] / self.mk.separation_yield
+        util = np.where(
+            world_cap > 0, np.minimum(use_item / np.maximum(world_cap, 1e-12), 1.0), 0.0
+        )
+        f.exp_sales[:] = cap_item * util[None, :]
+        # projects already under way at the start (named firms with an 'online' date)
+        under_way = f.online_month > 0
+        f.proj_size[under_way] = f.prospect_size[under_way]
+        f.proj_left[under_way] = f.online_month[under_way]
+        capex = self._capex_per_tpy()
+        f.proj_capex_left[under_way] = (
+            f.proj_size[under_way] * capex[under_way] * 0.5
+        )  # half the capex still to spend
+        self._refresh_expectations(first=True)
+
+    def _magnet_recipe(self) -> tuple[np.ndarray, np.ndarray]:
+        mk, ht = self.mk, self.firms.ht_share
+        nd = (1 - ht) * mk.magnet_ndpr_t_per_t["ndpr_magnet"] + ht * mk.magnet_ndpr_t_per_t[
+            "heavy_magnet"
+        ]
+        hv = (1 - ht) * mk.magnet_heavy_t_per_t["ndpr_magnet"] + ht * mk.magnet_heavy_t_per_t[
+            "heavy_magnet"
+        ]
+        return nd, hv
+
+    def _capex_per_tpy(self) -> np.ndarray:
+        cap = self.fb.capex_usd_per_t_per_year
+        table = np.array(
+            [cap["miner"], cap["separator"], cap["magnet_maker"], cap["recycler"], 0.0]
+        )
+        return table[self.firms.kind.astype(int)]
+
+    # ------------------------------------------------------------------ calendar
+
+    def date_of(self, month: int) -> str:
+        """'YYYY-MM' of a month index."""
+        y, m = self.start
+        total = y * 12 + (m - 1) + month
+        return f"{total // 12:04d}-{total % 12 + 1:02d}"
+
+    @property
+    def date(self) -> str:
+        """The current month as 'YYYY-MM'."""
+        return self.date_of(self.month)
+
+    # ------------------------------------------------------------------ the phase script
+
+    def step(self) -> None:
+        """Advance one month."""
+        self._apply_scheduled_events()  # 1. scheduled events apply
+        self._states_decide()  # 2. states observe and choose policies
+        plan = self._plan_production()  # 3. producers set output and projects
+        orders = self._set_orders(plan)  # 4. manufacturers, processors, stockpiles order
+        market = self._clear_markets(orders)  # 5. markets clear; prices adjust
+        self._settle(plan, orders, market)  # 6. settlement: goods and money move
+        self._learn()  # 7. learning: risk, expectations, substitution, disputes
+        self._collect()  # 8. data collection
+        self.month += 1
+        if self.month >= self.horizon:
+            self.running = False
+
+    # ------------------------------------------------------------------ 1. events
+
+    def _apply_scheduled_events(self) -> None:
+        for m in self.policy.expire(self.month):
+            self.policy.log.append((self.month, m.origin, f"{m.type} {m.id} ended"))
+            self._on_measure_end(m)
+        for ev in self.scenario.events:
+            if ev.coercive and not self.scenario.allow_coercion:
+                continue
+            idx = month_index(ev.date, self.start)
+            if idx == self.month or (self.month == 0 and idx < 0):
+                end = month_index(ev.end, self.start) if ev.end else None
+                if end is not None and end < self.month:
+                    continue
+                self.apply(ev.type, dict(ev.params), ev.id, end, ev.coercive, "scenario")
+
+    def apply_action(self, action: dict, origin: str) -> None:
+        """Validate and apply a strategy's or player's action (an event table or a lift)."""
+        kind = action.get("type")
+        if kind == "lift":
+            m = self.policy.remove(str(action.get("id")))
+            if m is not None:
+                self.policy.log.append((self.month, origin, f"lifted {m.type} {m.id}"))
+                self._on_measure_end(m)
+            return
+        if kind == "end_dispute":
+            d = self.policy.disputes.get(str(action.get("id")))
+            if d is not None and d.active:
+                d.ended_month = self.month
+                self.policy.log.append((self.month, origin, f"dispute {d.id} dropped"))
+            return
+        table = {k: v for k, v in action.items()}
+        table.setdefault("date", self.date)
+        ev = parse_event(table, 0, self.start)
+        if ev.coercive and not self.scenario.allow_coercion:
+            return
+        end = month_index(ev.end, self.start) if ev.end else None
+        eid = str(action["id"]) if action.get("id") else f"{origin}-{ev.type}-{self.month}"
+        self.apply(ev.type, dict(ev.params), eid, end, ev.coercive, origin)
+
+    def apply(self, etype, params, eid, end, coercive, origin) -> None:
+        """Put a measure in force or carry out a one-off event."""
+        self.policy.log.append((self.month, origin, f"{etype} {eid}"))
+        if etype == "embargo":
+            params["_leakage"] = self.mk.leakage_share
+        if etype == "offtake":
+            self._prepare_contract(params)
+        if etype == "price_floor":
+            self._firm_row(params["firm"])  # fail early if unknown
+        if etype in STANDING:
+            self.policy.add(Measure(eid, etype, params, self.month, end, coercive, origin))
+            return
+        c = (
+            COUNTRIES.index(params["country"])
+            if "country" in params and params.get("country") != "all"
+            else None
+        )
+        if etype == "dispute":
+            self.policy.disputes[eid] = Dispute(
+                eid,
+                COUNTRIES.index(params["coercer"]),
+                COUNTRIES.index(params["target"]),
+                float(params.get("tension", 1.0)),
+                self.month,
+                params.get("demand", ""),
+            )
+        elif etype == "concede":
+            for d in self.policy.active_disputes():
+                if d.target == c:
+                    self._concede(d)
+        elif etype == "budget":
+            self.states[c].budget_usd += params["usd"]
+            self.external_in += params["usd"]
+        elif etype == "finance":
+            self._finance(c, params)
+        elif etype == "substitution_rd":
+            usd = params["usd"]
+            self.states[c].budget_usd -= usd
+            self.states[c].spent_usd += usd
+            self.external_out += usd
+            scale = max(self.states[c].params.industry_output_usd_per_year, 1.0) * 1e-3
+            cut = params.get("target_cut", 0.3)
+            self.rd_pressure[c] += min(usd / scale, 1.0) * cut
+        elif etype == "capacity_shock":
+            kind = KIND_BY_NAME[params["kind"]]
+            m = (self.firms.country == c) & (self.firms.kind == kind)
+            self.firms.capacity[m] *= max(0.0, 1.0 + params["share"])
+        elif etype == "new_deposit":
+            self._new_deposit(c, params)
+        elif etype == "demand_shock":
+            goods = [GOODS.index(params["good"])] if params.get("good") else list(range(G))
+            rows = [c] if c is not None else list(range(C))
+            for r in rows:
+                self.demand_mult[r, goods] *= max(0.0, 1.0 + params["share"])
+
+    def _on_measure_end(self, m: Measure) -> None:
+        if m.type == "price_floor":
+            self.firms.price_floor[self._firm_row(m.params["firm"])] = 0.0
+
+    def _firm_row(self, name: str) -> int:
+        for j, nf in enumerate(self.scenario.named_firms):
+            if nf.name == name:
+                rows = np.flatnonzero(self.firms.named == j)
+                return int(rows[0])
+        raise ScenarioRuntimeError(f"firm: {name!r} is not a named firm in this scenario")
+
+    def _prepare_contract(self, params: dict) -> None:
+        stage = params.get("stage", "oxide")
+        params["_item"] = ITEMS.index((params["good"], stage))
+        seller = params["seller"]
+        if seller in COUNTRIES:
+            params["_firm"] = -1
+            params["_country"] = COUNTRIES.index(seller)
+        else:
+            row = self._firm_row(seller)
+            params["_firm"] = row
+            params["_country"] = int(self.firms.country[row])
+        if "price_usd_per_kg" not in params:
+            params["price_usd_per_kg"] = float(self.price[params["_item"], params["_country"]])
+
+    def _finance(self, c: int, params: dict) -> None:
+        """State money for supply: a loan/equity to a named firm, or a project pool in a host."""
+        usd = params.get("loan_usd", 0.0) + params.get("equity_usd", 0.0)
+        st = self.states[c]
+        if params.get("firm"):
+            row = self._firm_row(params["firm"])
+            self.firms.cash[row] += usd
+            st.budget_usd -= usd
+            st.spent_usd += usd
+            cap = params.get("capacity_t_per_year", 0.0)
+            if cap > 0 and self.firms.proj_size[row] == 0:
+                self._start_project(np.array([row]), np.array([cap]))
+            return
+        host = COUNTRIES.index(params.get("host", params["country"]))
+        kind = params.get("kind", "miner")
+        cap = params.get("capacity_t_per_year", 0.0)
+        if cap > 0 and usd == 0:
+            usd = cap * self.fb.capex_usd_per_t_per_year[kind]
+        st.budget_usd -= usd
+        st.spent_usd += usd
+        self.finance_pool[host, KIND_CODES.index(kind)] += usd
+
+    def _new_deposit(self, c: int, params: dict) -> None:
+        f = self.firms
+        cand = np.flatnonzero(
+            (f.country == c) & (f.kind == FirmKind.MINER) & f.prospect & (f.proj_size == 0)
+        )
+        if cand.size == 0:
+            cand = np.flatnonzero((f.country == c) & (f.kind == FirmKind.MINER))
+        if cand.size == 0:
+            raise ScenarioRuntimeError(
+                f"new_deposit: {COUNTRIES[c]} has no mining firm or prospect to hold the deposit"
+            )
+        row = int(cand[0])
+        if f.capacity[row] > 0 or f.active[row]:
+            f.prospect_size[row] = params["t_per_year"]
+            f.prospect[row] = False
+        else:
+            f.prospect_size[row] += params["t_per_year"]
+            f.prospect[row] = True
+        if "cost_usd_per_kg" in params:
+            f.unit_cost[row] = params["cost_usd_per_kg"]
+
+    # ------------------------------------------------------------------ 2. states decide
+
+    def observe(self, c: int) -> Observation:
+        """The read-only view a state's strategy gets."""
+        st = self.states[c]
+        f = self.firms
+        buyers = (f.country == c) & (f.kind != FirmKind.MINER)
+        risk_of = f.risk[buyers].mean(axis=0) if buyers.any() else np.zeros(C)
+        imports = self.supplier_share[:, c, :].copy()
+        imports[:, c] = 0.0
+        tot = imports.sum()
+        share = imports.sum(axis=0) / tot if tot > 0 else np.zeros(C)
+        disputes = tuple(
+            DisputeView(
+                d.id,
+                COUNTRIES[d.coercer],
+                COUNTRIES[d.target],
+                d.tension,
+                self.month - d.start,
+                d.conceded_month is not None,
+                d.active,
+            )
+            for d in self.policy.disputes.values()
+            if c in (d.coercer, d.target)
+        )
+        own = tuple(m.id for m in self.policy.measures.values() if m.origin == st.name)
+        return Observation(
+            country=st.name,
+            month=self.month,
+            date=self.date,
+            params=st.params,
+            allow_coercion=self.scenario.allow_coercion,
+            budget_usd=st.budget_usd,
+            price_multiple=self.price[:, c] / self.p0,
+            fill=self.fill[c].copy(),
+            risk_of=risk_of,
+            import_share_from=share,
+            pain=self.pain(c),
+            stockpile_target_days=self.stockpile_target_days()[c],
+            disputes=disputes,
+            own_measures=own,
+        )
+
+    def _states_decide(self) -> None:
+        for st in self.states:
+            if not st.decides_this_month(self.month):
+                continue
+            actions = st.strategy.decide(self.observe(st.index))
+            for a in actions:
+                self.apply_action(a, st.name)
+
+    # ------------------------------------------------------------------ policy read-outs
+
+    def permit_months(self) -> np.ndarray:
+        """(C,) months to permit a project in each country."""
+        out = np.array([cp.permit_months for cp in self.scenario.countries], dtype=float)
+        for m in self.policy.of_type("permitting"):
+            out[COUNTRIES.index(m.params["country"])] = m.params["permit_months"]
+        return out
+
+    def stockpile_target_days(self) -> np.ndarray:
+        """(C,) stockpile targets in days of use."""
+        out = np.array([cp.stockpile_target_days for cp in self.scenario.countries])
+        for m in self.policy.of_type("stockpile"):
+            c = COUNTRIES.index(m.params["country"])
+            out[c] = max(out[c], m.params["target_days"])
+        return out
+
+    def stockpile_partners(self) -> list[list[int]]:
+        """For each state, the countries its stockpile may release into (itself first)."""
+        out = [[c] for c in range(C)]
+        for m in self.policy.of_type("stockpile"):
+            c = COUNTRIES.index(m.params["country"])
+            for p in m.params.get("partners", ()):
+                pi = COUNTRIES.index(p)
+                if pi not in out[c]:
+                    out[c].append(pi)
+        return out
+
+    def recycling_subsidy(self) -> np.ndarray:
+        """(C,) US$/kg paid to recyclers."""
+        out = np.zeros(C)
+        for m in self.policy.of_type("recycling_subsidy"):
+            c = COUNTRIES.index(m.params["country"])
+            out[c] = max(out[c], m.params["usd_per_kg"])
+        return out
+
+    def tech_ban(self) -> tuple[np.ndarray, np.ndarray]:
+        """(C,) extra months and cost multiple for processing projects, per host country."""
+        extra = np.zeros(C)
+        mult = np.ones(C)
+        for m in self.policy.of_type("tech_export_ban"):
+            x = COUNTRIES.index(m.params["exporter"])
+            others = np.arange(C) != x
+            extra[others] = np.maximum(extra[others], m.params.get("extra_months", 12))
+            mult[others] = np.maximum(mult[others], m.params.get("cost_multiple", 1.3))
+        return extra, mult
+
+    # ------------------------------------------------------------------ 3. production
+
+    def _plan_production(self) -> dict:
+        f, _fb, mk = self.firms, self.fb, self.mk
+        n = f.n
+        # projects that finish this month come online
+        done = (f.proj_size > 0) & (f.proj_left <= 0)
+        if done.any():
+            f.capacity[done] += f.proj_size[done]
+            f.active[done] = True
+            f.prospect[done] = False
+            f.prospect_size[done] = 0.0
+            f.proj_size[done] = 0.0
+            f.proj_capex_left[done] = 0.0
+            fresh = done & (f.exp_sales.sum(axis=1) == 0)
+            if fresh.any():  # a new plant expects to sell half its output at first
+                f.exp_sales[fresh] = 0.5 * (f.capacity[fresh] / 12.0)[:, None] * self.comp[fresh]
+        running = f.active & ~f.idle
+        monthly = np.where(running, f.capacity / 12.0, 0.0)
+        f.run_rate[:, 0] += RATE_ADJUST * (supply_response(self._op_margin) - f.run_rate[:, 0])
+        u = f.run_rate[:, 0]
+        out = np.zeros((n, I))
+        used = np.zeros((n, I))
+        kind = f.kind
+        # miners: output follows the margin on the whole basket; quota caps a country's total
+        miner = kind == FirmKind.MINER
+        mine = np.where(miner, monthly * u, 0.0)
+        pq = self.policy.production_quota_t_per_year()
+        for c in np.flatnonzero(np.isfinite(pq)):
+            m = miner & (f.country == c)
+            tot = mine[m].sum()
+            if tot > pq[c] / 12.0:
+                mine[m] *= pq[c] / 12.0 / tot
+        out[:, 0:3] = mine[:, None] * f.basket
+        # separators: process the concentrate they bought, up to capacity
+        sep = kind == FirmKind.SEPARATOR
+        conc = f.stock[:, 0:3]
+        conc_tot = conc.sum(axis=1)
+        through = np.where(sep, np.minimum(monthly, conc_tot), 0.0)
+        take = np.where(conc_tot > 0, through / np.where(conc_tot > 0, conc_tot, 1.0), 0.0)
+        used[:, 0:3] += conc * take[:, None]
+        out[:, 3:6] += conc * take[:, None] * mk.separation_yield
+        # magnet makers: limited by capacity, sales and oxide in stock
+        mag = kind == FirmKind.MAGNET_MAKER
+        nd, hv = self._magnet_recipe()
+        can_nd = f.stock[:, 4] / np.maximum(nd, 1e-12)
+        can_hv = np.where(hv > 0, f.stock[:, 5] / np.maximum(hv, 1e-12), np.inf)
+        make = np.where(mag, np.minimum.reduce([self._magnet_plan(monthly), can_nd, can_hv]), 0.0)
+        used[:, 4] += make * nd
+        used[:, 5] += make * hv
+        out[:, MAG_STD] += make * (1 - f.ht_share)
+        out[:, MAG_HT] += make * f.ht_share
+        # recyclers: limited by end-of-life material in their country
+        rec = kind == FirmKind.RECYCLER
+        eol = self._end_of_life_t()  # (C,) t REO per month
+        rec_cap = np.where(rec, monthly, 0.0)
+        cap_c = np.bincount(f.country, weights=rec_cap, minlength=C)
+        avail = np.where(cap_c > 0, np.minimum(eol / np.where(cap_c > 0, cap_c, 1.0), 1.0), 0.0)
+        rec_out = rec_cap * avail[f.country] * u
+        out[:, 3:6] += rec_out[:, None] * f.basket * rec[:, None]
+        units = mine + through + make + rec_out
+        cost = units * KG_PER_T * f.unit_cost
+        f.utilisation += 0.1 * (
+            np.where(monthly > 0, units / np.maximum(monthly, 1e-12), 0.0) - f.utilisation
+        )
+        self._units = units
+        self._start_and_advance_projects()
+        limit = HOLD_LIMIT_MONTHS * monthly[:, None] * self.comp * miner[:, None]
+        return {
+            "out": out,
+            "used": used,
+            "cost": cost,
+            "recycled": rec_out,
+            "units": units,
+            "hold_limit": limit,
+        }
+
+    def _magnet_plan(self, monthly: np.ndarray) -> np.ndarray:
+        """(N,) magnet output planned, within capacity.
+
+        Expected sales plus half the gap to a stock target: magnets are priced cost-plus, so
+        output follows orders.
+        """
+        f = self.firms
+        exp = f.exp_sales[:, MAG_STD] + f.exp_sales[:, MAG_HT]
+        held = f.stock[:, MAG_STD] + f.stock[:, MAG_HT]
+        # what is held now includes last month's output, which is next month's sales
+        target = (1.0 + self.fb.producer_stock_months) * exp
+        return np.clip(exp + (target - held) / 2.0, 0.0, monthly)
+
+    def _end_of_life_t(self) -> np.ndarray:
+        fb = self.fb
+        life = fb.product_life_years
+        past = (1.0 + self.growth) ** (self.month / 12.0 - life)
+        reo = self.use_c @ self.reo_per_item  # (C, G) t REO per year
+        return fb.recycling_collection_rate * reo.sum(axis=1) * past / 12.0
+
+    def _start_and_advance_projects(self) -> None:
+        f, fb = self.firms, self.fb
+        building = f.proj_size > 0
+        f.proj_left[building] -= 1
+        # abandonment: sustained expected losses during construction
+        gone = building & (f.proj_bad_months >= fb.abandon_after_months)
+        if gone.any():
+            f.proj_size[gone] = 0.0
+            f.proj_capex_left[gone] = 0.0
+            f.proj_bad_months[gone] = 0
+        # new projects
+        u = self.rng.random(f.n)
+        producer = f.kind != FirmKind.MANUFACTURER
+        eligible = (
+            producer
+            & (f.proj_size == 0)
+            & (f.bankrupt_month < 0)
+            & ((f.active & ~f.idle) | f.prospect)
+        )
+        subsidy = self._pool_share()
+        # demand discipline: incumbents expand only if they sell most of what they can make;
+        # newcomers enter only if incumbents of their kind do (world utilisation of the stage)
+        kinds = f.kind.astype(int)
+        cap_k = np.bincount(kinds, weights=f.capacity * f.active, minlength=5)
+        used_k = np.bincount(kinds, weights=f.capacity * f.active * f.utilisation, minlength=5)
+        stage_util = np.where(cap_k > 0, used_k / np.maximum(cap_k, 1e-12), 1.0)[kinds]
+        busy = np.where(f.prospect, stage_util, f.utilisation) >= fb.expansion_utilisation
+        go = (
+            eligible
+            & busy
+            & (f.expected_margin + subsidy > fb.investment_hurdle)
+            & (u < fb.project_start_prob)
+        )
+        if go.any():
+            rows = np.flatnonzero(go)
+            size = np.where(
+                f.prospect[rows], f.prospect_size[rows], fb.expansion_share * f.capacity[rows]
+            )
+            keep = size > 0
+            self._start_project(rows[keep], size[keep])
+
+    def _pool_share(self) -> np.ndarray:
+        """(N,) share of a new project's capex the host's finance pool would cover."""
+        f = self.firms
+        k = np.clip(f.kind.astype(int), 0, len(KIND_CODES) - 1)
+        pool = self.finance_pool[f.country, k]
+        size = np.where(f.prospect, f.prospect_size, self.fb.expansion_share * f.capacity)
+        capex = np.maximum(size * self._capex_per_tpy(), 1.0)
+        share = np.minimum(pool / capex, 0.8)
+        return np.where(f.kind == FirmKind.MANUFACTURER, 0.0, share)
+
+    def _start_project(self, rows: np.ndarray, size: np.ndarray) -> None:
+        f, fb = self.firms, self.fb
+        if rows.size == 0:
+            return
+        kinds = f.kind[rows].astype(int)
+        build = np.array([fb.build_months[KIND_CODES[min(k, 3)]] for k in kinds])
+        extra, mult = self.tech_ban()
+        host = f.country[rows]
+        processing = (f.kind[rows] == FirmKind.SEPARATOR) | (f.kind[rows] == FirmKind.MAGNET_MAKER)
+        lead = self.permit_months()[host] + build + np.where(processing, extra[host], 0.0)
+        capex = size * self._capex_per_tpy()[rows] * np.where(processing, mult[host], 1.0)
+        # the host's finance pool pays up to 80% of capex, first come first served
+        for j, r in enumerate(rows):  # only the firms starting a project this month
+            k = min(int(f.kind[r]), 3)
+            c = int(f.country[r])
+            paid = min(self.finance_pool[c, k], 0.8 * capex[j])
+            self.finance_pool[c, k] -= paid
+            f.cash[r] += paid
+        f.proj_size[rows] = size
+        f.proj_left[rows] = np.maximum(lead, 1).astype(np.int32)
+        f.proj_capex_left[rows] = capex
+        f.proj_bad_months[rows] = 0
+
+    # ------------------------------------------------------------------ 4. orders
+
+    def _demand_factor(self) -> np.ndarray:
+        """(C, I) this month's end use per item relative to the start (growth, shocks, price)."""
+        mk = self.mk
+        grow = (1.0 + self.growth) ** (self.month / 12.0)
+        eps = np.array([mk.demand_elasticity[GOODS[ITEM_GOOD[i]]] for i in range(I)])
+        eps[MAG_STD] = mk.demand_elasticity["ndpr"]
+        eps[MAG_HT] = mk.demand_elasticity["heavy"]
+        rel = (self.price / self.p0[:, None]).T  # (C, I)
+        good_of_item = np.array([self._intensity_good(i) for i in range(I)])
+        shock = self.demand_mult[:, good_of_item]
+        choke = mk.choke_price_multiple
+        destroyed = np.clip((1.0 - rel / choke) / (1.0 - 1.0 / choke), 0.0, 1.0)
+        return grow[:, None] * shock * rel ** (-eps[None, :]) * destroyed
+
+    @staticmethod
+    def _intensity_good(i: int) -> int:
+        if i == MAG_STD:
+            return 1
+        if i == MAG_HT:
+            return 2
+        return ITEM_GOOD[i]
+
+    def _set_orders(self, plan: dict) -> dict:
+        f, fb = self.firms, self.fb
+        n = f.n
+        manuf = f.kind == FirmKind.MANUFACTURER
+        good_of_item = np.array([self._intensity_good(i) for i in range(I)])
+        factor = self._demand_factor()  # (C, I)
+        need = np.where(
+            manuf[:, None],
+            f.use_tpy / 12.0 * factor[f.country] * f.intensity[:, good_of_item],
+            0.0,
+        )
+        orders = np.zeros((n, I))
+        for i in range(I):
+            share = self.supplier_share[i]  # (C buyer, C origin)
+            r_eff = (f.risk * share[f.country]).sum(axis=1)
+            target = (
+                fb.inventory_base_months + fb.inventory_risk_months * f.risk_sensitivity * r_eff
+            )
+            gap = (target * need[:, i] - f.stock[:, i]) / fb.inventory_adjust_months
+            orders[:, i] = np.where(need[:, i] > 0, np.maximum(need[:, i] + gap, 0.0), 0.0)
+        # processors: inputs for the output they expect to sell, plus a base inventory
+        running = f.active & ~f.idle
+        monthly = np.where(running, f.capacity / 12.0, 0.0)
+        # separators toll whatever concentrate they can get (the concentrate price is a netback
+        # from oxide, so separation pays whenever the oxide sells)
+        sep = f.kind == FirmKind.SEPARATOR
+        inp = monthly[:, None] * f.basket
+        gap = (fb.inventory_base_months * inp - f.stock[:, 0:3]) / fb.inventory_adjust_months
+        orders[:, 0:3] += np.where(sep[:, None], np.maximum(inp + gap, 0.0), 0.0)
+        mag = f.kind == FirmKind.MAGNET_MAKER
+        nd, hv = self._magnet_recipe()
+        make = self._magnet_plan(monthly)
+        for col, per in ((4, nd), (5, hv)):
+            w = make * per
+            g = (fb.inventory_base_months * w - f.stock[:, col]) / fb.inventory_adjust_months
+            orders[:, col] += np.where(mag, np.maximum(w + g, 0.0), 0.0)
+        # state stockpiles: buy toward the target in calm months, release in shortages
+        use_g = (self.use_c * factor) @ self.reo_per_item / 12.0  # (C, G) t REO per month
+        target_t = self.stockpile_target_days()[:, None] / 30.0 * use_g
+        buy = np.zeros((C, I))
+        release = np.zeros((C, I))  # indexed by the market where tonnes are offered
+        release_from = np.zeros((C, G))  # by owner
+        partners = self.stockpile_partners()
+        for s in range(C):
+            st = self.states[s]
+            for g in range(G):
+                i = OXIDE[g]
+                calm = self.fill[s, i] >= 0.97 and self.price[i, s] <= 2.0 * self.p0[i]
+                if calm and st.stockpile_t[g] < target_t[s, g] and st.budget_usd > 0:
+                    buy[s, i] = (target_t[s, g] - st.stockpile_t[g]) / 6.0
+                left = st.stockpile_t[g]
+                for y in partners[s]:
+                    threshold = self.scenario.countries[y].stockpile_release_fill
+                    if left > 0 and self.fill[y, i] < threshold:
+                        q = min(left, (1.0 - self.fill[y, i]) * use_g[y, g])
+                        release[y, i] += q
+                        release_from[s, g] += q
+                        left -= q
+        return {
+            "need": need,
+            "orders": orders,
+            "buy": buy,
+            "release": release,
+            "release_from": release_from,
+            "partners": partners,
+            "plan_out": plan["out"],
+        }
+
+    # ------------------------------------------------------------------ 5. market
+
+    def _seller_mask(self) -> np.ndarray:
+        k = self.firms.kind
+        m = np.zeros((self.firms.n, I), dtype=bool)
+        m[:, 0:3] = (k == FirmKind.MINER)[:, None]
+        m[:, 3:6] = ((k == FirmKind.SEPARATOR) | (k == FirmKind.RECYCLER))[:, None]
+        m[:, 6:8] = (k == FirmKind.MAGNET_MAKER)[:, None]
+        return m
+
+    def _seller_reserve(self) -> np.ndarray:
+        """(C, I) working stock sellers want to hold (producer_stock_months of expected sales)."""
+        f = self.firms
+        want = self.fb.producer_stock_months * f.exp_sales * (self.comp > 0)
+        out = np.zeros((C, I))
+        for i in range(I):
+            out[:, i] = np.bincount(f.country, weights=want[:, i], minlength=C)
+        return out
+
+    def _anchors(self, price: np.ndarray) -> np.ndarray:
+        """(I, C) cost-linked anchors for the derived items.
+
+        Concentrate: its netback, the oxide price times the separation yield times the start
+        ratio of concentrate to oxide value (separators keep the same share of the value).
+        Magnets: the cost of their oxide plus the price-setter's conversion cost, times the
+        start markup. Both are calibrated so that,
+        at start prices, anchor = start price.
+        """
+        mk = self.mk
+        out = np.zeros_like(price)
+        for g, i in enumerate(CONC):
+            out[i] = mk.separation_yield * price[OXIDE[g]] * self._netback_share[g]
+        for j, i in enumerate((MAG_STD, MAG_HT)):
+            grade = ("ndpr_magnet", "heavy_magnet")[j]
+            oxide = (
+                mk.magnet_ndpr_t_per_t[grade] * price[4] + mk.magnet_heavy_t_per_t[grade] * price[5]
+            )
+            out[i] = (oxide + self._conversion) * self._magnet_markup[j]
+        return np.maximum(out, mk.price_floor_share * self.p0[:, None])
+
+    def _contracts_for(self, i: int, offers: np.ndarray) -> tuple[Contracts, np.ndarray]:
+        ms = [m for m in self.policy.of_type("offtake") if m.params["_item"] == i]
+        if not ms:
+            return Contracts.empty(), np.zeros(0, dtype=int)
+        seller = np.array([m.params["_country"] for m in ms])
+        buyer = np.array([COUNTRIES.index(m.params["buyer"]) for m in ms])
+        firm = np.array([m.params["_firm"] for m in ms])
+        t = np.array([m.params["t_per_year"] / 12.0 for m in ms])
+        t = np.where(firm >= 0, np.minimum(t, offers[np.maximum(firm, 0)]), t)
+        price = np.array([m.params["price_usd_per_kg"] for m in ms])
+        return Contracts(seller, buyer, t, price), firm
+
+    def _clear_markets(self, orders: dict) -> dict:
+        f, mk = self.firms, self.mk
+        offers = np.where(self._seller_mask(), f.stock, 0.0)
+        supply = np.zeros((C, I))
+        demand = np.zeros((C, I))
+        for i in range(I):
+            supply[:, i] = np.bincount(f.country, weights=offers[:, i], minlength=C)
+            demand[:, i] = np.bincount(f.country, weights=orders["orders"][:, i], minlength=C)
+        supply += orders["release"]
+        demand += orders["buy"]
+        rules = self.policy.rules(self.month, np.maximum(demand - supply, 0.0))
+        reserve = self._seller_reserve()
+        clearings: list[Clearing] = []
+        contract_firms = []
+        for i in range(I):
+            contracts, firms = self._contracts_for(i, offers[:, i])
+            cl = clear_item(
+                supply[:, i],
+                demand[:, i],
+                self.price[i],
+                rules[i],
+                contracts,
+                leakage_premium=mk.leakage_premium,
+                transport_share=mk.transport_cost_share,
+            )
+            clearings.append(cl)
+            contract_firms.append((contracts, firms))
+        new_price = np.empty_like(self.price)
+        # oxides: tatonnement and arbitrage
+        for i in OXIDE:
+            new_price[i] = update_prices(
+                self.price[i],
+                clearings[i],
+                supply[:, i],
+                demand[:, i],
+                rules[i],
+                adjust_speed=mk.price_adjust_speed,
+                arbitrage_strength=mk.arbitrage_strength,
+                max_log_change=mk.max_monthly_log_change,
+                reserve=reserve[:, i],
+                floor=mk.price_floor_share * self.p0[i],
+            )
+        # concentrate and magnets: an anchor from oxide prices (netback, cost-plus) times a
+        # scarcity premium that moves with the item's own excess demand and fades over time
+        anchors = self._anchors(new_price)
+        for i in (*CONC, MAG_STD, MAG_HT):
+            z = excess_demand(clearings[i], supply[:, i], demand[:, i], reserve[:, i])
+            step = np.clip(
+                mk.price_adjust_speed * z,
+                -0.5 * mk.max_monthly_log_change,
+                mk.max_monthly_log_change,
+            )
+            self.premium[i] = (self.premium[i] + step) * (1.0 - mk.premium_decay)
+            logp = np.log(np.maximum(anchors[i], 1e-9)) + self.premium[i]
+            logp = arbitrage(logp, clearings[i], supply[:, i], rules[i], mk.arbitrage_strength)
+            new_price[i] = np.maximum(np.exp(logp), mk.price_floor_share * self.p0[i])
+        self._paid_price = self.price.copy()
+        self.price = new_price
+        return {
+            "offers": offers,
+            "supply": supply,
+            "demand": demand,
+            "rules": rules,
+            "clearings": clearings,
+            "contracts": contract_firms,
+        }
+
+    # ------------------------------------------------------------------ 6. settlement
+
+    def _holdings(self) -> np.ndarray:
+        stock = self.firms.stock.sum(axis=0)
+        pile = np.array([st.stockpile_t for st in self.states]).sum(axis=0)
+        stock[3:6] += pile
+        return stock
+
+    def _money(self) -> float:
+        return float(
+            self.firms.cash.sum()
+            + sum(st.budget_usd for st in self.states)
+            + self.finance_pool.sum()
+        )
+
+    def _settle(self, plan: dict, orders: dict, market: dict) -> None:
+        f = self.firms
+        goods_before = self._holdings()
+        money_before = self._money()
+        ext_in0, ext_out0 = self.external_in, self.external_out
+
+        # production
+        f.stock += plan["out"] - plan["used"]
+        f.cash -= plan["cost"]
+        self.external_out += float(plan["cost"].sum())
+        produced = plan["out"].sum(axis=0) - plan["used"].sum(axis=0)
+        # restart costs decided last month
+        if self.restart_due.any():
+            f.cash -= self.restart_due
+            self.external_out += float(self.restart_due.sum())
+            self.restart_due[:] = 0.0
+
+        # market transfers
+        revenue = np.zeros(C)
+        manuf = f.kind == FirmKind.MANUFACTURER
+        manuf_paid = np.zeros(f.n)
+        sold_all = np.zeros((f.n, I))
+        floor_rows = np.flatnonzero(f.price_floor > 0)
+        for i in range(I):
+            cl: Clearing = market["clearings"][i]
+            contracts, cfirms = market["contracts"][i]
+            offer = market["offers"][:, i]
+            sup = market["supply"][:, i]
+            dem = market["demand"][:, i]
+            paid = cl.buyer_paid
+            # contract deliveries from named firms are attributed to them first
+            firm_t = np.zeros(f.n)
+            firm_rev = np.zeros(f.n)
+            pool_t = cl.sold.copy()
+            pool_rev = cl.seller_got.sum(axis=1)
+            pool_supply = sup.copy()
+            for k in range(contracts.tonnes.size):
+                r = int(cfirms[k])
+                if r < 0:
+                    continue
+                x, _y = int(contracts.seller[k]), int(contracts.buyer[k])
+                got = cl.contract_seller_got[k]
+                firm_t[r] += cl.contract_t[k]
+                firm_rev[r] += got
+                pool_t[x] -= cl.contract_t[k]
+                pool_rev[x] -= got
+                pool_supply[x] -= cl.contract_t[k]
+            frac = np.where(
+                pool_supply > 1e-12, pool_t / np.where(pool_supply > 1e-12, pool_supply, 1.0), 0.0
+            )
+            per_t = np.where(pool_t > 1e-12, pool_rev / np.where(pool_t > 1e-12, pool_t, 1.0), 0.0)
+            sold_n = firm_t + frac[f.country] * (offer - firm_t)
+            rev_n = firm_rev + frac[f.country] * (offer - firm_t) * per_t[f.country]
+            f.stock[:, i] -= sold_n
+            f.cash += rev_n
+            sold_all[:, i] = sold_n
+            revenue += np.bincount(f.country, weights=rev_n, minlength=C)
+            # state releases share the pool
+            rel = orders["release"][:, i]
+            if rel.any():
+                sold_rel = frac * rel  # by market country
+                income = sold_rel * per_t
+                revenue += income
+                g = ITEM_GOOD[i]
+                self._charge_release(orders, g, sold_rel, income)
+            # buyers
+            bought = cl.bought
+            fill = np.where(dem > 1e-12, bought / np.where(dem > 1e-12, dem, 1.0), 1.0)
+            cost_t = np.where(
+                bought > 1e-12, paid.sum(axis=0) / np.where(bought > 1e-12, bought, 1.0), 0.0
+            )
+            got_n = orders["orders"][:, i] * fill[f.country]
+            pay_n = got_n * cost_t[f.country]
+            f.stock[:, i] += got_n
+            f.cash -= pay_n
+            manuf_paid += np.where(manuf, pay_n, 0.0)
+            buy = orders["buy"][:, i]
+            if buy.any():
+                g = ITEM_GOOD[i]
+                for s in np.flatnonzero(buy):
+                    q = buy[s] * fill[s]
+                    self.states[s].stockpile_t[g] += q
+                    self.states[s].budget_usd -= q * cost_t[s]
+            for x in range(C):
+                self.states[x].budget_usd += cl.tax_got[x]
+            revenue += cl.tax_got
+            self.external_out += cl.freight
+            # price floors on NdPr oxide: the state tops up the seller's realised price
+            if i == OXIDE[1] and floor_rows.size:
+                for r in floor_rows:
+                    t = sold_n[r]
+                    if t <= 0:
+                        continue
+                    realised = rev_n[r] / (t * KG_PER_T)
+                    top = max(0.0, f.price_floor[r] - realised) * t * KG_PER_T
+                    payer = self._floor_payer(r)
+                    f.cash[r] += top
+                    self.states[payer].budget_usd -= top
+                    self.states[payer].spent_usd += top
+            self.fill[:, i] = fill
+        # manufacturers recover what they paid for inputs from their customers (pass-through)
+        f.cash += manuf_paid
+        self.external_in += float(manuf_paid.sum())
+
+        # consumption and lost output: each input serves its own product lines, so a shortfall
+        # of one input stops the output that depends on it (its REO content times value per kg)
+        need = orders["need"]
+        use = np.minimum(f.stock, need)
+        f.stock -= use
+        consumed = use.sum(axis=0)
+        lost_kg = ((need - use) @ self.reo_per_item).sum(axis=1) * KG_PER_T
+        lost_usd = lost_kg * f.value_per_kg
+        lost_cs = np.zeros((C, S))
+        for s in range(S):
+            lost_cs[:, s] = np.bincount(
+                f.country, weights=lost_usd * f.sector_mix[:, s], minlength=C
+            )
+        cons_cg = np.zeros((C, G))
+        reo_use = use @ self.reo_per_item  # (N, G)
+        for g in range(G):
+            cons_cg[:, g] = np.bincount(f.country, weights=reo_use[:, g], minlength=C)
+
+        # miners dump co-products they cannot sell beyond the holding limit (tailings)
+        lim = plan["hold_limit"]
+        discard = np.where(lim > 0, np.maximum(f.stock - lim, 0.0), 0.0)
+        f.stock -= discard
+        consumed = consumed + discard.sum(axis=0)
+
+        # recycling subsidy
+        sub = self.recycling_subsidy()
+        if sub.any():
+            pay = plan["recycled"] * KG_PER_T * sub[f.country]
+            f.cash += pay
+            for c in np.flatnonzero(sub):
+                amt = float(pay[f.country == c].sum())
+                self.states[c].budget_usd -= amt
+                self.states[c].spent_usd += amt
+
+        # capex of projects under construction
+        building = f.proj_size > 0
+        spend = np.where(building, f.proj_capex_left / np.maximum(f.proj_left, 1), 0.0)
+        f.proj_capex_left -= spend
+        f.cash -= spend
+        self.external_out += float(spend.sum())
+
+        # conservation
+        goods_after = self._holdings()
+        expected = goods_before + produced - consumed
+        self._check_goods(goods_after, expected, goods_before)
+        money_after = self._money()
+        d_ext = (self.external_in - ext_in0) - (self.external_out - ext_out0)
+        scale = max(abs(money_before), 1.0)
+        if abs(money_after - (money_before + d_ext)) > 1e-6 * scale + 1.0:
+            raise ConservationError(
+                f"money not conserved in {self.date}: before {money_before:.2f}, after "
+                f"{money_after:.2f}, external net {d_ext:.2f}"
+            )
+        production = np.zeros((C, I))
+        for i in range(I):
+            production[:, i] = np.bincount(
+                f.country, weights=plan["out"][:, i] * (f.kind != FirmKind.RECYCLER), minlength=C
+            )
+        rec_cg = np.zeros((C, G))
+        rec_reo = plan["recycled"][:, None] * f.basket * (f.kind == FirmKind.RECYCLER)[:, None]
+        for g in range(G):
+            rec_cg[:, g] = np.bincount(f.country, weights=rec_reo[:, g], minlength=C)
+        self.lost_hist.append(lost_cs.sum(axis=1))
+        self.flows = MonthFlows(
+            production=production,
+            recycled=rec_cg,
+            consumption=cons_cg,
+            clearings=market["clearings"],
+            lost_usd=lost_cs,
+            revenue=revenue,
+            restriction=self.policy.restriction_matrix(self.month),
+        )
+        self._market = market
+        f.exp_sales += SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales) * (self.comp > 0)
+
+    def _charge_release(self, orders, g, sold_by_market, income_by_market) -> None:
+        """Take released tonnes out of the owners' stockpiles and pay them (pro rata)."""
+        rel_from = orders["release_from"][:, g]
+        tot = rel_from.sum()
+        if tot <= 0:
+            return
+        sold = sold_by_market.sum()
+        income = income_by_market.sum()
+        for s in np.flatnonzero(rel_from):
+            share = rel_from[s] / tot
+            self.states[s].stockpile_t[g] -= sold * share
+            self.states[s].budget_usd += income * share
+
+    def _floor_payer(self, row: int) -> int:
+        name = self.scenario.named_firms[int(self.firms.named[row])].name
+        for m in self.policy.of_type("price_floor"):
+            if m.params["firm"] == name:
+                return COUNTRIES.index(m.params["country"])
+        return int(self.firms.country[row])
+
+    def _check_goods(self, after, expected, before) -> None:
+        """Raise ConservationError unless every item's holdings moved only by production and use.
+
+        ``expected`` is holdings before plus output minus inputs used (separation losses are
+        inside that) minus consumption, so market transfers must net to zero exactly.
+        """
+        f = self.firms
+        if (f.stock < -1e-6 * (1.0 + np.abs(f.stock).max())).any():
+            r, i = np.unravel_index(np.argmin(f.stock), f.stock.shape)
+            raise ConservationError(
+                f"negative stock in {self.date}: firm {r} item {ITEMS[i]} = {f.stock[r, i]:.6f} t"
+            )
+        for st in self.states:
+            if (st.stockpile_t < -1e-6).any():
+                raise ConservationError(f"negative stockpile of {st.name} in {self.date}")
+        scale = max(float(np.abs(before).sum()), 1.0)
+        gap = after - expected
+        if np.abs(gap).max() > 1e-7 * scale + 1e-6:
+            i = int(np.argmax(np.abs(gap)))
+            raise ConservationError(
+                f"goods not conserved in {self.date}: {ITEMS[i]} off by {gap[i]:.6f} t"
+            )
+        np.clip(f.stock, 0.0, None, out=f.stock)
+
+    # ------------------------------------------------------------------ 7. learning
+
+    def _refresh_expectations(self, first: bool = False) -> None:
+        f, fb, mk = self.firms, self.fb, self.mk
+        if not first:
+            self.exp_price += fb.expectation_speed * (self.price - self.exp_price)
+        price = self.exp_price
+        value = output_value_usd_per_kg(f, price, mk)
+        floor = f.price_floor > 0
+        if floor.any():
+            nd_gain = np.maximum(f.price_floor - price[OXIDE[1], f.country], 0.0)
+            value = value + np.where(floor, nd_gain * f.basket[:, 1], 0.0)
+        sub = self.recycling_subsidy()
+        value = value + np.where(f.kind == FirmKind.RECYCLER, sub[f.country], 0.0)
+        capex = self._capex_per_tpy()
+        extra, mult = self.tech_ban()
+        processing = (f.kind == FirmKind.SEPARATOR) | (f.kind == FirmKind.MAGNET_MAKER)
+        capital = capex * np.where(processing, mult[f.country], 1.0) * CAPITAL_RECOVERY_PER_YEAR
+        capital = capital / KG_PER_T
+        full = f.unit_cost + capital
+        margin = (value - full) / np.maximum(full, 1e-9)
+        self._op_margin = (value - f.unit_cost) / np.maximum(f.unit_cost, 1e-9)
+        if first:
+            f.expected_margin[:] = margin
+        else:
+            f.expected_margin += fb.expectation_speed * (margin - f.expected_margin)
+
+    def _learn(self) -> None:
+        f, fb = self.firms, self.fb
+        flows = self.flows
+        # risk perception: decay with the half-life, then shocks from restrictions
+        decay = 0.5 ** (1.0 / fb.risk_half_life_months)
+        f.risk *= decay
+        restr = flows.restriction.copy()  # (exporter, target)
+        binding = np.zeros(C)
+        for cl in flows.clearings:
+            binding = np.maximum(binding, cl.quota_binding.astype(float))
+        restr = np.maximum(restr, 0.5 * binding[:, None] * (1 - np.eye(C)))
+        coercers = np.zeros(C)
+        for d in self.policy.active_disputes():
+            if restr[d.coercer].max() > 0:
+                coercers[d.coercer] = 1.0
+        own = restr[:, f.country].T  # (N, exporter): what each buyer's country suffers
+        spill = restr.max(axis=1)[None, :] * fb.risk_spillover
+        rep = coercers[None, :] * fb.reputation_weight
+        shock = np.maximum(np.maximum(own, spill), rep) * fb.risk_shock
+        buyers = (f.kind != FirmKind.MINER)[:, None]
+        f.risk += np.where(buyers, shock * (1.0 - f.risk), 0.0)
+        # expectations, losses, idling, restarts, bankruptcy
+        self._refresh_expectations()
+        producing = f.active & ~f.idle & (f.kind != FirmKind.MANUFACTURER) & (f.capacity > 0)
+        losing = producing & (self._op_margin < 0)
+        f.loss_months = np.where(losing, f.loss_months + 1, np.where(producing, 0, f.loss_months))
+        to_idle = producing & (f.loss_months >= fb.idle_after_loss_months)
+        f.idle |= to_idle
+        restart = f.idle & f.active & (self._op_margin > 0.1) & (f.expected_margin > -0.2)
+        if restart.any():
+            self.restart_due += np.where(
+                restart, fb.restart_cost_share * f.capacity * KG_PER_T * f.unit_cost, 0.0
+            )
+            f.idle &= ~restart
+            f.loss_months[restart] = 0
+        f.loss_months = np.where(f.idle, f.loss_months + 1, f.loss_months)
+        debt_limit = fb.bankrupt_debt_years * f.capacity * KG_PER_T * f.unit_cost
+        broke = (
+            f.active
+            & (f.kind != FirmKind.MANUFACTURER)
+            & (f.cash < -debt_limit)
+            & (f.loss_months >= fb.bankrupt_after_loss_months)
+        )
+        if broke.any():
+            self.bankruptcies += np.bincount(f.country[broke], minlength=C)
+            # assets pass to a new owner as an undeveloped prospect; creditors write off debt
+            self.external_in += float(-f.cash[broke].sum())
+            f.cash[broke] = 0.0
+            f.prospect_size[broke] = f.capacity[broke]
+            f.capacity[broke] = 0.0
+            f.active[broke] = False
+            f.idle[broke] = False
+            f.prospect[broke] = True
+            f.bankrupt_month[broke] = self.month
+            f.proj_size[broke] = 0.0
+            f.proj_capex_left[broke] = 0.0
+        building = f.proj_size > 0
+        f.proj_bad_months = np.where(building & (f.expected_margin < 0), f.proj_bad_months + 1, 0)
+        # substitution and thrifting: driven by price and risk, never reversed
+        manuf = f.kind == FirmKind.MANUFACTURER
+        pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
+        trig = fb.substitution_price_trigger
+        pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure[:, None]
+        risk_c = np.zeros(C)
+        for c in range(C):
+            m = manuf & (f.country == c)
+            if m.any():
+                risk_c[c] = f.risk[m][:, CHINA].mean() if c != CHINA else 0.0
+        pressure = np.clip(pressure + 0.5 * risk_c[:, None], 0.0, 1.0)
+        cut = 1.0 - fb.substitution_rate_per_month * pressure[f.country]
+        new_int = np.maximum(f.intensity * cut, fb.substitution_floor)
+        f.intensity = np.where(manuf[:, None], np.minimum(f.intensity, new_int), f.intensity)
+        self.rd_pressure *= 0.9
+        # recycling capacity grows while recycling pays
+        rec = (f.kind == FirmKind.RECYCLER) & f.active
+        grow = np.clip(self._op_margin, 0.0, 1.0) * fb.recycling_growth_per_month
+        f.capacity = np.where(rec, f.capacity * (1.0 + grow), f.capacity)
+        # supplier shares (for risk weighting and dependence)
+        for i, cl in enumerate(flows.clearings):
+            bought = cl.flows.sum(axis=0)
+            self.supplier_share[i] = np.where(
+                bought[:, None] > 1e-12,
+                cl.flows.T / np.where(bought > 1e-12, bought, 1.0)[:, None],
+                self.supplier_share[i],
+            )
+        # disputes: the target concedes when its pain outweighs its resolve
+        for d in self.policy.active_disputes():
+            if self.pain(d.target) > self.resolve(d.target):
+                self._concede(d)
+        # strategies learn from realised payoffs (a no-op for scripted and rule)
+        for st in self.states:
+            st.last_payoff = self.payoff(st.index)
+            st.strategy.learn(st.last_payoff)
+
+    def pain(self, c: int) -> float:
+        """Lost output over the last three months as a share of the country's RE-using output."""
+        out = self.scenario.countries[c].industry_output_usd_per_year / 4.0
+        if out <= 0 or not self.lost_hist:
+            return 0.0
+        return float(sum(h[c] for h in self.lost_hist[-3:]) / out)
+
+    def resolve(self, c: int) -> float:
+        """Pain a target bears before conceding: base resolve, raised by stockpiles and allies."""
+        cp = self.scenario.countries[c]
+        use = self.use_c[c] @ self.reo_per_item  # t REO per year by good
+        months = np.where(use > 0, self.states[c].stockpile_t / np.maximum(use / 12.0, 1e-9), 0)
+        cover = float(months[use > 0].min()) if (use > 0).any() else 0.0
+        allies = [a.strip() for a in cp.allies.split(",") if a.strip()]
+        support = 0.5 if allies else 0.0
+        return cp.resolve * (1.0 + cover / 6.0) * (1.0 + support)
+
+    def _concede(self, d: Dispute) -> None:
+        d.conceded_month = self.month
+        self.policy.log.append(
+            (self.month, COUNTRIES[d.target], f"{COUNTRIES[d.target]} conceded dispute {d.id}")
+        )
+        if self.concession is None:
+            self.concession = (COUNTRIES[d.target], self.month)
+
+    def payoff(self, c: int) -> float:
+        """A state's realised payoff this month from its objective weights (for learning)."""
+        w = self.scenario.countries[c].objectives
+        flows = self.flows
+        out = max(self.scenario.countries[c].industry_output_usd_per_year / 12.0, 1.0)
+        revenue = flows.revenue[c] / out
+        industry = -flows.lost_usd[c].sum() / out
+        security = float(self.fill[c].mean()) - 1.0
+        political = 0.0
+        for d in self.policy.disputes.values():
+            if d.conceded_month == self.month:
+                political += 1.0 if d.coercer == c else (-1.0 if d.target == c else 0.0)
+        budget = -self.states[c].spent_usd / out
+        return (
+            w["revenue"] * revenue
+            + w["industry"] * industry
+            + w["security"] * security
+            + w["political"] * political
+            + w["budget"] * budget
+        )
+
+    # ------------------------------------------------------------------ 8. data collection
+
+    def _collect(self) -> None:
+        from abm.outputs import record_month
+
+        self.dates.append(self.date)
+        record_month(self, self.recorder, self.month)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> None:
+        """Step to the horizon."""
+        while self.running and self.month < self.horizon:
+            self.step()

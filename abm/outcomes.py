@@ -1,0 +1,163 @@
+"""Summary outcomes and the leverage verdict, computed from the time series only.
+
+Every outcome is a function of ``timeseries.parquet`` rows, so the same summary can be rebuilt
+from any saved run (and a sweep can compute it without the model). The verdict formula is stated
+in docs/ODD.md, "Outcomes and verdict".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from abm.scenario import VerdictParams
+
+VERDICTS = ("succeeded", "backfired", "mixed", "no_effect")
+
+
+def series(df: pd.DataFrame, variable: str, **dims) -> pd.Series:
+    """Sum of a variable over rows matching the dimension filters, by date (sorted)."""
+    m = df["variable"] == variable
+    for key, value in dims.items():
+        if isinstance(value, list | tuple | set):
+            m &= df[key].isin(list(value))
+        elif value is None:
+            m &= df[key].isna()
+        else:
+            m &= df[key] == value
+    sub = df.loc[m, ["date", "value"]]
+    return sub.groupby("date", observed=True)["value"].sum(min_count=1).sort_index()
+
+
+def _tail_mean(s: pd.Series, n: int = 12) -> float:
+    s = s.dropna()
+    return float(s.iloc[-n:].mean()) if len(s) else math.nan
+
+
+def _first_below(s: pd.Series, level: float) -> float:
+    roll = s.rolling(12, min_periods=3).mean()
+    below = np.flatnonzero(roll.to_numpy() < level)
+    return float(below[0]) if below.size else math.nan
+
+
+def compute_outcomes(
+    df: pd.DataFrame, target: str, coercer: str, discount_rate: float
+) -> dict[str, float]:
+    """Section-6 outcomes of one run (see docs/OUTPUTS.md for definitions)."""
+    out: dict[str, float] = {}
+    for stage, key in (("concentrate", "mining"), ("oxide", "separation"), ("magnet", "magnet")):
+        out[f"coercer_share_{key}_end"] = (
+            _tail_mean(series(df, "china_share", stage=stage)) if coercer == "China" else math.nan
+        )
+    rev = series(df, "revenue_usd", country=coercer)
+    t = np.arange(len(rev))
+    out["coercer_revenue_discounted_usd"] = float(
+        (rev.to_numpy() * (1.0 + discount_rate) ** (-t / 12.0)).sum()
+    )
+    dep = series(df, "import_share_from_china", country=target)
+    out["target_dependence_end"] = _tail_mean(dep)
+    out["target_dependence_mean"] = float(dep.mean()) if len(dep) else math.nan
+    out["target_months_to_below_50pct"] = _first_below(dep, 0.5)
+    cap = df[
+        (df["variable"] == "capacity_t_per_year")
+        & (df["country"] != coercer)
+        & df["stage"].isin(["concentrate", "oxide"])
+    ]
+    last = cap["date"].max()
+    out["ex_coercer_capacity_t_per_year"] = float(cap.loc[cap["date"] == last, "value"].sum())
+    for stage, key in (("concentrate", "mining"), ("oxide", "separation")):
+        out[f"ex_coercer_{key}_capacity_t_per_year"] = float(
+            cap.loc[(cap["date"] == last) & (cap["stage"] == stage), "value"].sum()
+        )
+    out["target_stockpile_t_end"] = float(series(df, "stockpile_t", country=target).iloc[-1])
+    rec = series(df, "recycled_t")
+    out["world_recycled_t_per_year_end"] = float(rec.iloc[-12:].sum())
+    out["target_intensity_ndpr_end"] = float(
+        series(df, "intensity_index", country=target, good="ndpr").iloc[-1]
+    )
+    out["target_lost_output_usd"] = float(series(df, "lost_output_usd", country=target).sum())
+    out["world_lost_output_usd"] = float(series(df, "lost_output_usd").sum())
+    peaks = []
+    for good in ("light", "ndpr", "heavy"):
+        p = series(df, "price", segment="world", good=good, stage="oxide")
+        rel = p / p.iloc[0]
+        k = int(np.argmax(rel.to_numpy()))
+        back = np.flatnonzero(rel.to_numpy()[k:] <= 1.25)
+        peaks.append((float(rel.iloc[k]), k, float(back[0]) if back.size else math.nan, good))
+    best = max(peaks)
+    out["peak_price_multiple"] = best[0]
+    out["months_to_peak"] = float(best[1])
+    out["months_to_fall_back"] = best[2]
+    for mult, _, _, good in peaks:
+        out[f"peak_price_multiple_{good}"] = mult
+    conc = series(df, "concession", country=target)
+    out["concession"] = float(conc.max()) if len(conc) else 0.0
+    return out
+
+
+def concession_of(df: pd.DataFrame, target: str) -> dict:
+    """Whether and when the target conceded (from the ``concession`` series)."""
+    conc = series(df, "concession", country=target)
+    hit = conc[conc > 0]
+    if hit.empty:
+        return {"obtained": False, "date": None}
+    return {"obtained": True, "date": pd.Timestamp(hit.index[0]).strftime("%Y-%m")}
+
+
+def verdict(run: dict, cf: dict, concession: bool, p: VerdictParams) -> str:
+    """The leverage verdict from outcomes against the counterfactual.
+
+    ``backfire`` holds when the coercer lost at least ``share_loss_pp`` points of world mining
+    share, or ex-coercer capacity grew by at least ``capacity_gain_share`` of its counterfactual
+    level, or the coercer's discounted revenue fell by at least ``revenue_loss_share``.
+    ``effect`` holds when there was a concession or any of those relative changes exceeds
+    ``min_effect_share``. Then: concession and no backfire -> succeeded; concession and backfire
+    -> mixed; backfire without concession -> backfired; otherwise no_effect (or mixed when there
+    was an effect without concession or backfire: the coercer paid without gaining).
+    """
+    share_delta_pp = 100.0 * (run["coercer_share_mining_end"] - cf["coercer_share_mining_end"])
+    cap_cf = max(cf["ex_coercer_capacity_t_per_year"], 1.0)
+    cap_gain = (
+        run["ex_coercer_capacity_t_per_year"] - cf["ex_coercer_capacity_t_per_year"]
+    ) / cap_cf
+    rev_cf = max(abs(cf["coercer_revenue_discounted_usd"]), 1.0)
+    rev_change = (
+        run["coercer_revenue_discounted_usd"] - cf["coercer_revenue_discounted_usd"]
+    ) / rev_cf
+    backfire = (
+        (not math.isnan(share_delta_pp) and share_delta_pp <= -p.share_loss_pp)
+        or cap_gain >= p.capacity_gain_share
+        or rev_change <= -p.revenue_loss_share
+    )
+    effect = (
+        concession
+        or max(
+            abs(share_delta_pp / 100.0) if not math.isnan(share_delta_pp) else 0.0,
+            abs(cap_gain),
+            abs(rev_change),
+        )
+        >= p.min_effect_share
+    )
+    if concession and not backfire:
+        return "succeeded"
+    if concession and backfire:
+        return "mixed"
+    if backfire:
+        return "backfired"
+    return "mixed" if effect else "no_effect"
+
+
+def paired(run: dict, cf: dict) -> dict:
+    """``{name: {"run", "counterfactual", "delta"}}`` with NaN written as None."""
+
+    def clean(x):
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+    out = {}
+    for k in run:
+        a, b = run[k], cf.get(k, math.nan)
+        d = a - b if not (math.isnan(a) or math.isnan(b)) else math.nan
+        out[k] = {"run": clean(a), "counterfactual": clean(b), "delta": clean(d)}
+    return out

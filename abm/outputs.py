@@ -1,0 +1,221 @@
+"""Monthly reporters: what the model writes into ``timeseries.parquet`` (see docs/OUTPUTS.md).
+
+Each reporter is a plain module-level function of the model; all per-country numbers come from
+arrays with ``np.bincount`` so recording costs the same whatever the number of firms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from abm.constants import (
+    CHINA,
+    COUNTRIES,
+    ITEM_GOOD,
+    ITEM_STAGE,
+    OXIDE,
+    C,
+    FirmKind,
+    G,
+    I,
+    S,
+)
+from abm.recorder import Recorder
+
+_CTRY = np.arange(C)
+_IDX_ITEM_GOOD = np.array(ITEM_GOOD)
+_IDX_ITEM_STAGE = np.array(ITEM_STAGE)
+SEG_CHINA, SEG_WORLD, SEG_LOCAL = 0, 1, 2
+KIND_STAGE = {
+    FirmKind.MINER: 0,
+    FirmKind.SEPARATOR: 1,
+    FirmKind.MAGNET_MAKER: 2,
+    FirmKind.RECYCLER: 3,
+}
+
+
+def world_price(model, clearings) -> np.ndarray:
+    """(I,) tonnage-weighted price outside China (buyers' local prices, weighted by purchases)."""
+    out = np.empty(I)
+    for i, cl in enumerate(clearings):
+        w = cl.bought.copy()
+        w[CHINA] = 0.0
+        p = model.price[i]
+        out[i] = (p * w).sum() / w.sum() if w.sum() > 0 else np.delete(p, CHINA).mean()
+    return out
+
+
+def record_month(model, rec: Recorder, month: int) -> None:
+    """Write one month of every output variable."""
+    flows = model.flows
+    f = model.firms
+    cls = flows.clearings
+    # prices: China domestic, world (ex-China), and each country's local price
+    wp = world_price(model, cls)
+    rec.add(
+        month,
+        "price",
+        model.price[:, CHINA],
+        good=_IDX_ITEM_GOOD,
+        stage=_IDX_ITEM_STAGE,
+        segment=SEG_CHINA,
+    )
+    rec.add(month, "price", wp, good=_IDX_ITEM_GOOD, stage=_IDX_ITEM_STAGE, segment=SEG_WORLD)
+    grid_i, grid_c = np.meshgrid(np.arange(I), _CTRY, indexing="ij")
+    rec.add(
+        month,
+        "price",
+        model.price.ravel(),
+        good=_IDX_ITEM_GOOD[grid_i.ravel()],
+        stage=_IDX_ITEM_STAGE[grid_i.ravel()],
+        country=grid_c.ravel(),
+        segment=SEG_LOCAL,
+    )
+    # production, exports, imports by country x item
+    gc, gi = np.meshgrid(_CTRY, np.arange(I), indexing="ij")
+    dims = {
+        "country": gc.ravel(),
+        "good": _IDX_ITEM_GOOD[gi.ravel()],
+        "stage": _IDX_ITEM_STAGE[gi.ravel()],
+    }
+    rec.add(month, "production_t", flows.production.ravel(), **dims)
+    exports = np.zeros((C, I))
+    imports = np.zeros((C, I))
+    trade = np.zeros((I, C, C))
+    leaked = np.zeros((I, C, C))
+    for i, cl in enumerate(cls):
+        fl = cl.flows.copy()
+        np.fill_diagonal(fl, 0.0)
+        trade[i] = fl
+        leaked[i] = cl.leaked
+        exports[:, i] = fl.sum(axis=1)
+        imports[:, i] = fl.sum(axis=0)
+    rec.add(month, "exports_t", exports.ravel(), **dims)
+    rec.add(month, "imports_t", imports.ravel(), **dims)
+    ii, xx, yy = np.nonzero(trade > 1e-9)
+    rec.add(
+        month,
+        "trade_t",
+        trade[ii, xx, yy],
+        country=xx,
+        partner=yy,
+        good=_IDX_ITEM_GOOD[ii],
+        stage=_IDX_ITEM_STAGE[ii],
+    )
+    ii, xx, yy = np.nonzero(leaked > 1e-9)
+    if ii.size:
+        rec.add(
+            month,
+            "leaked_t",
+            leaked[ii, xx, yy],
+            country=xx,
+            partner=yy,
+            good=_IDX_ITEM_GOOD[ii],
+            stage=_IDX_ITEM_STAGE[ii],
+        )
+    cg_c, cg_g = np.meshgrid(_CTRY, np.arange(G), indexing="ij")
+    cg = {"country": cg_c.ravel(), "good": cg_g.ravel()}
+    rec.add(month, "consumption_t", flows.consumption.ravel(), **cg)
+    rec.add(month, "recycled_t", flows.recycled.ravel(), **cg)
+    # quotas in force
+    q = model.policy.quota_t_per_year()
+    has = np.flatnonzero(np.isfinite(q))
+    if has.size:
+        rec.add(month, "export_quota_t", q[has], country=has)
+    # China's share of world output by stage (mining, separation, magnets)
+    prod = flows.production
+    shares = []
+    for stage_items in ((0, 1, 2), (3, 4, 5), (6, 7)):
+        tot = prod[:, stage_items].sum()
+        shares.append(prod[CHINA, stage_items].sum() / tot if tot > 0 else np.nan)
+    rec.add(month, "china_share", shares, country=CHINA, stage=[0, 1, 2])
+    # each country's dependence on China: share of its concentrate+oxide imports (t REO)
+    imp = imports[:, 0:6].sum(axis=1)
+    from_cn = trade[0:6, CHINA, :].sum(axis=0)
+    dep = np.where(imp > 1e-9, from_cn / np.where(imp > 1e-9, imp, 1.0), np.nan)
+    others = np.flatnonzero(_CTRY != CHINA)
+    rec.add(month, "import_share_from_china", dep[others], country=others, partner=CHINA)
+    # inventories in months of use (manufacturers' REO content), stockpiles
+    manuf = f.kind == FirmKind.MANUFACTURER
+    stock_reo = (f.stock * manuf[:, None]) @ model.reo_per_item  # (N, G)
+    use_reo = (f.use_tpy * manuf[:, None]) @ model.reo_per_item / 12.0
+    inv = np.zeros((C, G))
+    use = np.zeros((C, G))
+    for g in range(G):
+        inv[:, g] = np.bincount(f.country, weights=stock_reo[:, g], minlength=C)
+        use[:, g] = np.bincount(f.country, weights=use_reo[:, g], minlength=C)
+    factor = (1.0 + model.growth) ** (month / 12.0)
+    use = use * factor[:, None]
+    months_cover = np.where(use > 1e-9, inv / np.where(use > 1e-9, use, 1.0), np.nan)
+    rec.add(month, "inventory_months", months_cover.ravel(), **cg)
+    pile = np.array([st.stockpile_t for st in model.states])
+    rec.add(month, "stockpile_t", pile.ravel(), **cg)
+    # capacity online, under construction and idle by country and stage (3 = recycling)
+    kinds = f.kind.astype(int)
+    stage_of = np.array([0, 1, 2, 3, -1])[kinds]
+    prod_rows = stage_of >= 0
+    key = f.country[prod_rows].astype(int) * 4 + stage_of[prod_rows]
+    online = np.bincount(key, weights=(f.capacity * f.active)[prod_rows], minlength=4 * C)
+    building = np.bincount(key, weights=f.proj_size[prod_rows], minlength=4 * C)
+    idle = np.bincount(key, weights=(f.capacity * (f.idle & f.active))[prod_rows], minlength=4 * C)
+    cs_c, cs_s = np.meshgrid(_CTRY, np.arange(4), indexing="ij")
+    cs = {"country": cs_c.ravel(), "stage": cs_s.ravel()}
+    rec.add(month, "capacity_t_per_year", online, **cs)
+    rec.add(month, "construction_t_per_year", building, **cs)
+    rec.add(month, "idle_capacity_t_per_year", idle, **cs)
+    rec.add(month, "bankruptcies", model.bankruptcies, country=_CTRY)
+    # intensity and perceived risk
+    inten = np.zeros((C, G))
+    n_m = np.bincount(f.country, weights=manuf.astype(float), minlength=C)
+    for g in range(G):
+        s_ = np.bincount(
+            f.country, weights=f.intensity[:, g] * manuf * f.use_tpy.sum(axis=1), minlength=C
+        )
+        w_ = np.bincount(f.country, weights=manuf * f.use_tpy.sum(axis=1), minlength=C)
+        inten[:, g] = np.where(w_ > 0, s_ / np.where(w_ > 0, w_, 1.0), np.nan)
+    has_m = np.flatnonzero(n_m > 0)
+    rec.add(
+        month,
+        "intensity_index",
+        inten[has_m].ravel(),
+        country=np.repeat(has_m, G),
+        good=np.tile(np.arange(G), has_m.size),
+    )
+    buyers = f.kind != FirmKind.MINER
+    risk_sum = np.zeros((C, C))
+    cnt = np.bincount(f.country, weights=buyers.astype(float), minlength=C)
+    for x in range(C):
+        risk_sum[:, x] = np.bincount(f.country, weights=f.risk[:, x] * buyers, minlength=C)
+    risk = np.where(cnt[:, None] > 0, risk_sum / np.maximum(cnt[:, None], 1.0), 0.0)
+    rc, rx = np.meshgrid(_CTRY, _CTRY, indexing="ij")
+    off = rc != rx
+    rec.add(month, "perceived_risk", risk[off], country=rc[off], partner=rx[off])
+    # lost output by country and sector
+    ls_c, ls_s = np.meshgrid(_CTRY, np.arange(S), indexing="ij")
+    rec.add(
+        month, "lost_output_usd", flows.lost_usd.ravel(), country=ls_c.ravel(), sector=ls_s.ravel()
+    )
+    # restrictions in force: share of each exporter's normal flow blocked, per partner
+    r = flows.restriction
+    ex = np.flatnonzero(r.max(axis=1) > 0)
+    for x in ex:
+        ys = np.flatnonzero(r[x] > 0)
+        rec.add(month, "restriction", r[x, ys], country=x, partner=ys)
+    rec.add(month, "revenue_usd", flows.revenue, country=_CTRY)
+    rec.add(month, "budget_usd", [st.budget_usd for st in model.states], country=_CTRY)
+    fill_ox = model.fill[:, list(OXIDE)]
+    rec.add(month, "fill_rate", fill_ox.ravel(), **cg)
+    for d in model.policy.disputes.values():
+        rec.add(
+            month, "tension", d.tension if d.active else 0.0, country=d.coercer, partner=d.target
+        )
+        rec.add(
+            month,
+            "concession",
+            1.0 if d.conceded_month is not None else 0.0,
+            country=d.target,
+            partner=d.coercer,
+        )
+
+
+__all__ = ["record_month", "world_price", "COUNTRIES"]

@@ -1,0 +1,163 @@
+"""Measures in force: the policy state built from scenario events and strategy actions.
+
+Events and actions are the same thing (an event table); this module keeps the ones in force
+and turns them into per-item :class:`abm.market.Rules` for the month. It holds data only; the
+model decides when measures start and end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from abm.constants import COUNTRIES, GOODS, ITEM_GOOD, ITEM_STAGE, STAGES, C, I
+from abm.market import Rules
+
+QUOTA_DEFAULT_STAGES = ("concentrate", "oxide")
+
+
+def item_mask(goods=None, stages=None, default_stages=STAGES) -> np.ndarray:
+    """(I,) bool: which traded items a measure covers."""
+    goods = goods or GOODS
+    stages = stages or default_stages
+    g_ok = np.array([GOODS[g] in goods for g in ITEM_GOOD])
+    s_ok = np.array([STAGES[s] in stages for s in ITEM_STAGE])
+    return g_ok & s_ok
+
+
+@dataclass
+class Measure:
+    """One measure in force."""
+
+    id: str
+    type: str
+    params: dict
+    start: int  # month index
+    end: int | None  # last month index in force (None = open-ended)
+    coercive: bool
+    origin: str  # "scenario", a state's name (strategy), or "facilitator"
+    mask: np.ndarray = field(default_factory=lambda: np.ones(I, dtype=bool))
+
+
+@dataclass
+class Dispute:
+    """A demand from one state on another."""
+
+    id: str
+    coercer: int
+    target: int
+    tension: float
+    start: int
+    demand: str = ""
+    conceded_month: int | None = None
+    ended_month: int | None = None
+
+    @property
+    def active(self) -> bool:
+        """Still open (neither conceded nor ended)."""
+        return self.conceded_month is None and self.ended_month is None
+
+
+class PolicyState:
+    """The measures in force and the disputes, as plain data."""
+
+    def __init__(self):
+        self.measures: dict[str, Measure] = {}
+        self.disputes: dict[str, Dispute] = {}
+        self.log: list[tuple[int, str, str]] = []  # (month, origin, text)
+
+    def add(self, m: Measure) -> None:
+        """Put a measure in force (replacing one with the same id)."""
+        if m.type in ("export_quota", "export_tax"):
+            m.mask = item_mask(
+                m.params.get("goods"),
+                m.params.get("stages"),
+                QUOTA_DEFAULT_STAGES if m.type == "export_quota" else STAGES,
+            )
+        elif m.type in ("embargo", "licensing"):
+            m.mask = item_mask(m.params.get("goods"), m.params.get("stages"))
+        self.measures[m.id] = m
+
+    def remove(self, mid: str) -> Measure | None:
+        """Take a measure out of force."""
+        return self.measures.pop(mid, None)
+
+    def of_type(self, *types: str) -> list[Measure]:
+        """Measures in force of the given types, in insertion order."""
+        return [m for m in self.measures.values() if m.type in types]
+
+    def expire(self, month: int) -> list[Measure]:
+        """Remove measures whose end has passed; return them."""
+        gone = [m for m in self.measures.values() if m.end is not None and m.end < month]
+        for m in gone:
+            del self.measures[m.id]
+        return gone
+
+    def rules(self, month: int, import_demand: np.ndarray) -> list[Rules]:
+        """Per-item export rules for the month.
+
+        Args:
+            month: current month index (for licensing delays).
+            import_demand: (C, I) tonnes each country wants from abroad this month, used to
+                split an exporter's tonnage quota across the items it covers.
+        """
+        quota = np.full((I, C), np.inf)
+        access = np.ones((I, C, C))
+        leaky = np.zeros((I, C, C), dtype=bool)
+        tax = np.zeros((I, C))
+        for m in self.of_type("export_quota"):
+            x = COUNTRIES.index(m.params["exporter"])
+            others = np.ones(C, dtype=bool)
+            others[x] = False
+            want = import_demand[others].sum(axis=0) * m.mask
+            tot = want.sum()
+            share = want / tot if tot > 0 else m.mask / max(m.mask.sum(), 1)
+            q = m.params["t_per_year"] / 12.0 * share
+            quota[:, x] = np.where(m.mask, np.minimum(quota[:, x], q), quota[:, x])
+        for m in self.of_type("embargo"):
+            x = COUNTRIES.index(m.params["exporter"])
+            y = COUNTRIES.index(m.params["target"])
+            lk = m.params.get("_leakage", 0.0)
+            access[m.mask, x, y] = np.minimum(access[m.mask, x, y], lk)
+            leaky[m.mask, x, y] = True
+        for m in self.of_type("licensing"):
+            x = COUNTRIES.index(m.params["exporter"])
+            target = m.params.get("target", "all")
+            ys = [i for i in range(C) if i != x] if target == "all" else [COUNTRIES.index(target)]
+            delay = m.params.get("delay_months", 0)
+            rate = 0.0 if month - m.start < delay else m.params["approval_rate"]
+            for y in ys:
+                access[m.mask, x, y] = np.minimum(access[m.mask, x, y], rate)
+        for m in self.of_type("export_tax"):
+            x = COUNTRIES.index(m.params["exporter"])
+            tax[m.mask, x] = np.maximum(tax[m.mask, x], m.params["rate"])
+        return [Rules(quota[i], access[i], leaky[i], tax[i]) for i in range(I)]
+
+    def quota_t_per_year(self) -> np.ndarray:
+        """(C,) export quota in force per exporter in t/yr (NaN where none)."""
+        out = np.full(C, np.nan)
+        for m in self.of_type("export_quota"):
+            x = COUNTRIES.index(m.params["exporter"])
+            out[x] = np.fmin(out[x], m.params["t_per_year"])
+        return out
+
+    def production_quota_t_per_year(self) -> np.ndarray:
+        """(C,) mining quota per country in t/yr (inf where none)."""
+        out = np.full(C, np.inf)
+        for m in self.of_type("production_quota"):
+            c = COUNTRIES.index(m.params["country"])
+            out[c] = min(out[c], m.params["t_per_year"])
+        return out
+
+    def restriction_matrix(self, month: int) -> np.ndarray:
+        """(C, C) share of exporter x's normal exports to y that is blocked (max over items)."""
+        r = np.zeros((C, C))
+        for rules in self.rules(month, np.ones((C, I))):
+            r = np.maximum(r, 1.0 - rules.access)
+        np.fill_diagonal(r, 0.0)
+        return r
+
+    def active_disputes(self) -> list[Dispute]:
+        """Open disputes."""
+        return [d for d in self.disputes.values() if d.active]

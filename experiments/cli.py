@@ -1,0 +1,205 @@
+"""The ``lanthanide`` command line.
+
+Bad input (an unknown scenario, malformed TOML, an unknown or out-of-range field, a bad
+``--set``) prints one line naming the problem and what is allowed, exits with code 2, shows no
+traceback and leaves no output folder behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from datetime import datetime
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input (reported in one line, exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, no usage dump
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lanthanide", description="Rare-earth geopolitics: model, experiments, game.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    r = sub.add_parser("run", help="run a scenario and its counterfactual")
+    r.add_argument(
+        "scenario",
+        nargs="?",
+        default="default",
+        help="built-in name (see 'lanthanide scenarios') or a TOML file",
+    )
+    r.add_argument("--seed", type=_nonneg_int, default=None, help="random seed (0 is a seed)")
+    r.add_argument("--months", type=_pos_int, default=None, help="horizon in months (1-1200)")
+    r.add_argument(
+        "--firms",
+        type=_pos_int,
+        default=None,
+        help="total number of firm agents (about 50 to 100,000)",
+    )
+    r.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario field, e.g. --set market.leakage_share=0.2",
+    )
+    r.add_argument("--out", default=None, help="output folder (default: a new folder in runs/)")
+    r.add_argument("--no-counterfactual", action="store_true", help="skip the counterfactual run")
+    sub.add_parser("scenarios", help="list the built-in scenarios")
+    v = sub.add_parser("validate", help="check a scenario file")
+    v.add_argument("file", help="a scenario TOML file or built-in name")
+    return p
+
+
+def _pos_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    ax = abs(x)
+    if ax >= 1e9:
+        return f"{x / 1e9:,.2f} bn"
+    if ax >= 1e4:
+        return f"{x:,.0f}"
+    if ax >= 10:
+        return f"{x:,.1f}"
+    return f"{x:,.3f}"
+
+
+SHOWN = (
+    ("coercer_share_mining_end", "China's share of world mining (last 12 months)"),
+    ("coercer_share_separation_end", "China's share of separation"),
+    ("coercer_share_magnet_end", "China's share of magnet output"),
+    ("coercer_revenue_discounted_usd", "China's rare-earth revenue, discounted (US$)"),
+    ("target_dependence_end", "target's import share from China (last 12 months)"),
+    ("ex_coercer_capacity_t_per_year", "capacity outside China, mining + separation (t/yr)"),
+    ("target_lost_output_usd", "target's lost output (US$)"),
+    ("peak_price_multiple", "peak world oxide price / start"),
+    ("target_stockpile_t_end", "target's stockpile at the end (t)"),
+)
+
+
+def _print_summary(summary: dict, out: Path, manifest: dict) -> None:
+    o = summary["outcomes"]
+    print(
+        f"Lanthanide: {summary['scenario']} from {summary['start']}, {summary['months']} months,"
+        f" seed {summary['seed']}, {manifest['firm_agents']} firm agents"
+    )
+    print(f"{'outcome':54s} {'scenario':>14s} {'counterfactual':>15s} {'delta':>14s}")
+    for key, label in SHOWN:
+        v = o.get(key)
+        if v is None:
+            continue
+        print(
+            f"{label:54s} {_fmt(v['run']):>14s} {_fmt(v['counterfactual']):>15s} "
+            f"{_fmt(v['delta']):>14s}"
+        )
+    c = summary["concession"]
+    conc = f"obtained {c['date']}" if c["obtained"] else "not obtained"
+    print(f"concession: {conc}   verdict: {summary['verdict']}")
+    walls = manifest["wall_seconds"]
+    print(f"simulation time: {', '.join(f'{k} {v:.2f} s' for k, v in walls.items())}")
+    print(
+        f"wrote {out}/ (timeseries.parquet, summary.json, manifest.json, events.csv, headline.png)"
+    )
+
+
+def _default_out(name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{Path(name).stem}-{stamp}"
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = Path(f"{base}-{k}")
+    return out
+
+
+def cmd_run(args) -> int:
+    """``lanthanide run``."""
+    from experiments.runner import run_scenario
+
+    result = run_scenario(
+        args.scenario,
+        seed=args.seed,
+        months=args.months,
+        firms=args.firms,
+        overrides=args.overrides,
+        with_counterfactual=not args.no_counterfactual,
+    )
+    out = Path(args.out) if args.out else _default_out(args.scenario)
+    result.write(out)
+    _print_summary(result.summary, out, result.manifest)
+    return 0
+
+
+def cmd_scenarios(args) -> int:
+    """``lanthanide scenarios``."""
+    from abm.scenario import builtin_names, load_scenario
+
+    for name in builtin_names():
+        scn = load_scenario(name)
+        print(f"{name:22s} {scn.start}  {scn.description}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    """``lanthanide validate``."""
+    from abm.scenario import load_scenario
+
+    scn = load_scenario(args.file)
+    print(
+        f"{args.file}: valid scenario '{scn.name}' ({scn.start}, {scn.months} months, "
+        f"{len(scn.events)} events, {len(scn.named_firms)} named firms)"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 bad input)."""
+    from abm.model import ScenarioRuntimeError
+    from abm.scenario import ScenarioError
+
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        handler = {"run": cmd_run, "scenarios": cmd_scenarios, "validate": cmd_validate}
+        return handler[args.command](args)
+    except (UsageError, ScenarioError, ScenarioRuntimeError) as exc:
+        print(f"lanthanide: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("lanthanide: interrupted; no output written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
