@@ -666,13 +666,13 @@ class RareEarthModel(mesa.Model):
             & ((f.active & ~f.idle) | f.prospect)
         )
         subsidy = self._pool_share()
-        # demand discipline: incumbents expand only if they sell most of what they can make;
-        # newcomers enter only if incumbents of their kind do (world utilisation of the stage)
+        # demand discipline: incumbents expand only if they and their stage (world-wide) run
+        # near capacity; newcomers enter on the expected margin alone
         kinds = f.kind.astype(int)
         cap_k = np.bincount(kinds, weights=f.capacity * f.active, minlength=5)
         used_k = np.bincount(kinds, weights=f.capacity * f.active * f.utilisation, minlength=5)
         stage_util = np.where(cap_k > 0, used_k / np.maximum(cap_k, 1e-12), 1.0)[kinds]
-        busy = np.where(f.prospect, stage_util, f.utilisation) >= fb.expansion_utilisation
+        busy = f.prospect | (np.minimum(f.utilisation, stage_util) >= fb.expansion_utilisation)
         go = (
             eligible
             & busy

@@ -227,6 +227,8 @@ class NamedFirm:
     ore_basket: dict = _f(_goods(0.0, 0.0, 0.0), 0.0, 1.0, "share of REO", keys=GOODS)
     online: str = _f("", unit="YYYY-MM; empty = at start")
     prospect: bool = _f(False)
+    permitted: bool = _f(False)
+    build_months: int = _f(0, 0, 240, "months to build a project; 0 = the kind's default")
     cash_usd: float = _f(0.0, -1e12, 1e12, "US$")
     source: str = _f("")
 

@@ -68,6 +68,8 @@ class FirmState:
     price_floor: np.ndarray  # (N,) guaranteed US$/kg for NdPr oxide (0 = none)
     ht_share: np.ndarray  # (N,) share of a magnet maker's output in the high-temp grade
     bankrupt_month: np.ndarray  # (N,) month of bankruptcy, -1 if none
+    permitted: np.ndarray  # (N,) holds its permits already (a project needs no permit time)
+    build_months: np.ndarray  # (N,) firm-specific build time, 0 = the kind's default
     exp_sales: np.ndarray  # (N, I) expected monthly sales per item (adaptive)
     utilisation: np.ndarray  # (N,) smoothed output / capacity
     run_rate: np.ndarray  # (N, G) share of capacity a producer plans to run at (per group for
@@ -293,6 +295,8 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
         price_floor=np.zeros(n),
         ht_share=np.full(n, HT_SHARE_OF_MAGNETS),
         bankrupt_month=np.full(n, -1, dtype=np.int32),
+        permitted=np.zeros(n, dtype=bool),
+        build_months=np.zeros(n, dtype=np.int32),
         exp_sales=np.zeros((n, I)),
         utilisation=np.ones(n),
         run_rate=np.full((n, G), 0.9),
@@ -314,6 +318,8 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
         st.basket[row] = basket / basket.sum()
         if f.online:
             st.online_month[row] = month_index(parse_month(f.online, "online"), start)
+        st.permitted[row] = f.permitted
+        st.build_months[row] = f.build_months
         if f.prospect:
             st.prospect[row] = True
             st.prospect_size[row] = f.capacity_t_per_year

@@ -18,6 +18,10 @@ import numpy as np
 from abm.scenario import ScenarioError
 
 
+RULE_SHORTAGE_FILL = 0.75
+"""A buyer state feels threatened when less than this share of some order was filled."""
+
+
 @dataclass(frozen=True)
 class DisputeView:
     """What a state knows about a dispute it is party to."""
@@ -138,7 +142,9 @@ class RuleStrategy(Strategy):
                     }
                 )
         top = int(np.argmax(obs.import_share_from)) if obs.import_share_from.sum() > 0 else 0
-        threatened = obs.risk_of[top] >= p.rule_risk_trigger or float(np.min(obs.fill)) < 0.9
+        threatened = (
+            obs.risk_of[top] >= p.rule_risk_trigger or float(np.min(obs.fill)) < RULE_SHORTAGE_FILL
+        )
         if threatened and obs.budget_usd > 0:
             if obs.stockpile_target_days < p.rule_stockpile_days:
                 actions.append(
