@@ -17,7 +17,6 @@ import numpy as np
 
 from abm.scenario import ScenarioError
 
-
 RULE_SHORTAGE_FILL = 0.75
 """A buyer state feels threatened when less than this share of some order was filled."""
 
