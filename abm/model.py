@@ -61,6 +61,8 @@ from agents.firms import (
 from agents.states import StateAgent
 from agents.strategies import DisputeView, Observation
 
+PROBE_SHARE = 0.05
+"""Floor on a processor's expected sales, as a share of its capacity."""
 RATE_ADJUST = 0.2
 """Share of the gap to its target run rate a producer closes each month (adjustment costs)."""
 SALES_EXPECTATION_SPEED = 0.3
@@ -167,15 +169,15 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ set-up helpers
 
     def _calibrate_anchors(self) -> None:
-        """Solve the netback share and magnet markup from the start prices.
+        """Solve the separation spread and magnet markup from the start prices.
 
         The conversion cost is the coercer's (the price-setting magnet maker, China by default),
         so the start prices are an equilibrium of the anchors.
         """
         mk = self.mk
         p = self.p0
-        self._netback_share = np.array(
-            [p[CONC[g]] / max(mk.separation_yield * p[OXIDE[g]], 1e-9) for g in range(G)]
+        self._spread = np.array(
+            [max(mk.separation_yield * p[OXIDE[g]] - p[CONC[g]], 0.0) for g in range(G)]
         )
         setter = self.scenario.country(self.scenario.coercer)
         self._conversion = setter.magnet_cost_usd_per_kg
@@ -626,18 +628,26 @@ class RareEarthModel(mesa.Model):
             "hold_limit": limit,
         }
 
-    def _magnet_plan(self, monthly: np.ndarray) -> np.ndarray:
-        """(N,) magnet output planned, within capacity.
+    def _sales_plan(self, exp: np.ndarray, held: np.ndarray, cap: np.ndarray) -> np.ndarray:
+        """Output a processor plans: expected sales plus half the gap to its stock target.
 
-        Expected sales plus half the gap to a stock target: magnets are priced cost-plus, so
-        output follows orders.
+        What is held at planning time includes last month's output (next month's sales), so the
+        target is ``1 + producer_stock_months`` months of expected sales. Expected sales never
+        fall below a small probe (5% of capacity), so a plant that sold nothing still offers a
+        little and can see demand return. Capped at ``cap``.
+        """
+        exp = np.maximum(exp, PROBE_SHARE * cap)
+        target = (1.0 + self.fb.producer_stock_months) * exp
+        return np.clip(exp + (target - held) / 2.0, 0.0, cap)
+
+    def _magnet_plan(self, monthly: np.ndarray) -> np.ndarray:
+        """(N,) magnet output planned within capacity (magnets are priced cost-plus, so output
+        follows orders).
         """
         f = self.firms
         exp = f.exp_sales[:, MAG_STD] + f.exp_sales[:, MAG_HT]
         held = f.stock[:, MAG_STD] + f.stock[:, MAG_HT]
-        # what is held now includes last month's output, which is next month's sales
-        target = (1.0 + self.fb.producer_stock_months) * exp
-        return np.clip(exp + (target - held) / 2.0, 0.0, monthly)
+        return self._sales_plan(exp, held, monthly)
 
     def _end_of_life_t(self) -> np.ndarray:
         fb = self.fb
@@ -767,10 +777,15 @@ class RareEarthModel(mesa.Model):
         # processors: inputs for the output they expect to sell, plus a base inventory
         running = f.active & ~f.idle
         monthly = np.where(running, f.capacity / 12.0, 0.0)
-        # separators toll whatever concentrate they can get (the concentrate price is a netback
-        # from oxide, so separation pays whenever the oxide sells)
+        # separators buy concentrate to run at the rate their margin supports
         sep = f.kind == FirmKind.SEPARATOR
-        inp = monthly[:, None] * f.basket
+        ox_plan = self._sales_plan(
+            f.exp_sales[:, 3:6], f.stock[:, 3:6], monthly[:, None] * f.basket
+        )
+        inp = ox_plan / self.mk.separation_yield
+        tot = inp.sum(axis=1)
+        room = monthly * f.run_rate[:, 0]
+        inp = inp * np.where(tot > room, room / np.maximum(tot, 1e-12), 1.0)[:, None]
         gap = (fb.inventory_base_months * inp - f.stock[:, 0:3]) / fb.inventory_adjust_months
         orders[:, 0:3] += np.where(sep[:, None], np.maximum(inp + gap, 0.0), 0.0)
         mag = f.kind == FirmKind.MAGNET_MAKER
@@ -834,16 +849,16 @@ class RareEarthModel(mesa.Model):
     def _anchors(self, price: np.ndarray) -> np.ndarray:
         """(I, C) cost-linked anchors for the derived items.
 
-        Concentrate: its netback, the oxide price times the separation yield times the start
-        ratio of concentrate to oxide value (separators keep the same share of the value).
-        Magnets: the cost of their oxide plus the price-setter's conversion cost, times the
-        start markup. Both are calibrated so that,
-        at start prices, anchor = start price.
+        Concentrate: its netback, the oxide price times the separation yield less the start
+        spread (a separation fee in US$/kg: separators are paid for their service and miners
+        carry the price risk). Magnets: the cost of their oxide plus the price-setter's
+        conversion cost, times the start markup. Both are calibrated so that, at start prices,
+        anchor = start price.
         """
         mk = self.mk
         out = np.zeros_like(price)
         for g, i in enumerate(CONC):
-            out[i] = mk.separation_yield * price[OXIDE[g]] * self._netback_share[g]
+            out[i] = mk.separation_yield * price[OXIDE[g]] - self._spread[g]
         for j, i in enumerate((MAG_STD, MAG_HT)):
             grade = ("ndpr_magnet", "heavy_magnet")[j]
             oxide = (
@@ -918,7 +933,13 @@ class RareEarthModel(mesa.Model):
             )
             self.premium[i] = (self.premium[i] + step) * (1.0 - mk.premium_decay)
             logp = np.log(np.maximum(anchors[i], 1e-9)) + self.premium[i]
+            if i in CONC:  # separators will not pay more than the oxide they make is worth
+                cap = np.log(np.maximum(mk.separation_yield * new_price[OXIDE[i]], 1e-9))
+                self.premium[i] = np.minimum(logp, cap) - np.log(np.maximum(anchors[i], 1e-9))
+                logp = np.minimum(logp, cap)
             logp = arbitrage(logp, clearings[i], supply[:, i], rules[i], mk.arbitrage_strength)
+            if i in CONC:
+                logp = np.minimum(logp, cap)
             new_price[i] = np.maximum(np.exp(logp), mk.price_floor_share * self.p0[i])
         self._paid_price = self.price.copy()
         self.price = new_price
