@@ -641,9 +641,7 @@ class RareEarthModel(mesa.Model):
         return np.clip(exp + (target - held) / 2.0, 0.0, cap)
 
     def _magnet_plan(self, monthly: np.ndarray) -> np.ndarray:
-        """(N,) magnet output planned within capacity (magnets are priced cost-plus, so output
-        follows orders).
-        """
+        """(N,) magnet output planned within capacity (cost-plus prices: output follows orders)."""
         f = self.firms
         exp = f.exp_sales[:, MAG_STD] + f.exp_sales[:, MAG_HT]
         held = f.stock[:, MAG_STD] + f.stock[:, MAG_HT]
