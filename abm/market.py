@@ -97,7 +97,7 @@ def clear_item(
     transport_share: float = 0.03,
     rounds: int = 6,
 ) -> Clearing:
-    """Clear one item across countries.
+    """Clear one item across countries (see :func:`clear_items` for the rules).
 
     Args:
         supply: (C,) tonnes offered by each country's sellers.
@@ -112,110 +112,155 @@ def clear_item(
     Returns:
         The fills, payments and leftovers.
     """
-    supply = np.asarray(supply, dtype=float)
-    demand = np.asarray(demand, dtype=float)
-    price = np.asarray(price, dtype=float)
-    n = supply.size
-    s_rem = supply.copy()
-    d_rem = demand.copy()
-    quota = rules.quota_t.astype(float).copy()
-    flows = np.zeros((n, n))
-    leaked = np.zeros((n, n))
-    buyer_paid = np.zeros((n, n))
+    contracts = Contracts.empty() if contracts is None else contracts
+    return clear_items(
+        np.asarray(supply, dtype=float)[None],
+        np.asarray(demand, dtype=float)[None],
+        np.asarray(price, dtype=float)[None],
+        rules.quota_t[None],
+        rules.access[None],
+        rules.leaky[None],
+        rules.tax[None],
+        [contracts],
+        leakage_premium=leakage_premium,
+        transport_share=transport_share,
+        rounds=rounds,
+    )[0]
 
-    # 1. contracts
-    if contracts is None:
-        contracts = Contracts.empty()
-    k_t = np.zeros(contracts.tonnes.size)
-    for k in range(contracts.tonnes.size):  # few contracts: a loop is clearer than masks
-        x, y = int(contracts.seller[k]), int(contracts.buyer[k])
-        cap = min(contracts.tonnes[k], s_rem[x], d_rem[y])
-        if x != y:
-            cap = min(cap, quota[x]) * (rules.access[x, y] if not rules.leaky[x, y] else 0.0)
-            quota[x] -= cap
-        cap = max(cap, 0.0)
-        k_t[k] = cap
-        s_rem[x] -= cap
-        d_rem[y] -= cap
-        flows[x, y] += cap
-        buyer_paid[x, y] += cap * KG_PER_T * contracts.price_usd_per_kg[k]
+
+def clear_items(
+    supply: np.ndarray,
+    demand: np.ndarray,
+    price: np.ndarray,
+    quota_t: np.ndarray,
+    access: np.ndarray,
+    leaky: np.ndarray,
+    tax: np.ndarray,
+    contracts: list[Contracts],
+    *,
+    leakage_premium: float = 0.3,
+    transport_share: float = 0.03,
+    rounds: int = 6,
+) -> list[Clearing]:
+    """Clear K items at once (arrays with a leading item axis; one numpy pass for all items).
+
+    Args:
+        supply: (K, C) tonnes offered.
+        demand: (K, C) tonnes bid for.
+        price: (K, C) local prices, US$/kg.
+        quota_t: (K, C) export quota per exporter this month (``inf`` when none).
+        access: (K, C, C) share of the unrestricted flow that may pass.
+        leaky: (K, C, C) True where the passing share is leakage.
+        tax: (K, C) export tax rates.
+        contracts: one :class:`Contracts` per item.
+        leakage_premium: as in :func:`clear_item`.
+        transport_share: as in :func:`clear_item`.
+        rounds: as in :func:`clear_item`.
+
+    Returns:
+        One :class:`Clearing` per item.
+    """
+    K, n = supply.shape
+    s_rem = supply.astype(float).copy()
+    d_rem = demand.astype(float).copy()
+    quota = quota_t.astype(float).copy()
+    flows = np.zeros((K, n, n))
+    buyer_paid = np.zeros((K, n, n))
+
+    # 1. contracts (few: a loop is clearer than masks)
+    k_t = [np.zeros(c.tonnes.size) for c in contracts]
+    for i, con in enumerate(contracts):
+        for k in range(con.tonnes.size):
+            x, y = int(con.seller[k]), int(con.buyer[k])
+            cap = min(con.tonnes[k], s_rem[i, x], d_rem[i, y])
+            if x != y:
+                cap = min(cap, quota[i, x]) * (0.0 if leaky[i, x, y] else access[i, x, y])
+                quota[i, x] -= cap
+            cap = max(cap, 0.0)
+            k_t[i][k] = cap
+            s_rem[i, x] -= cap
+            d_rem[i, y] -= cap
+            flows[i, x, y] += cap
+            buyer_paid[i, x, y] += cap * KG_PER_T * con.price_usd_per_kg[k]
 
     # 2. domestic
     dom = np.minimum(s_rem, d_rem)
     idx = np.arange(n)
-    flows[idx, idx] += dom
-    buyer_paid[idx, idx] += dom * KG_PER_T * price
+    flows[:, idx, idx] += dom
+    buyer_paid[:, idx, idx] += dom * KG_PER_T * price
     s_rem -= dom
     d_rem -= dom
 
     # 3. exports
     exportable = np.minimum(s_rem, np.maximum(quota, 0.0))
     off_diag = ~np.eye(n, dtype=bool)
-    restricted = (rules.access < 1.0) & off_diag
+    restricted = (access < 1.0) & off_diag
     # the flow each importer would get from each exporter with no restriction
-    w = np.where(off_diag, s_rem[:, None], 0.0)
-    wsum = w.sum(axis=0)
-    normal = np.where(wsum > _EPS, w / np.where(wsum > _EPS, wsum, 1.0), 0.0) * d_rem[None, :]
-    cap = np.where(restricted, rules.access * normal, np.inf)
+    w = np.where(off_diag, s_rem[:, :, None], 0.0)
+    wsum = w.sum(axis=1, keepdims=True)
+    normal = np.where(wsum > _EPS, w / np.where(wsum > _EPS, wsum, 1.0), 0.0) * d_rem[:, None, :]
+    cap = np.where(restricted, access * normal, np.inf)
     cap = np.where(off_diag, cap, 0.0)
     e_rem = exportable.copy()
     m_rem = d_rem.copy()
-    trade = np.zeros((n, n))
+    trade = np.zeros((K, n, n))
     for _ in range(rounds):
-        can = (cap > _EPS) & (e_rem[:, None] > _EPS)
-        avail = np.where(can, e_rem[:, None], 0.0)
-        tot = avail.sum(axis=0)
-        req = np.where(tot > _EPS, m_rem[None, :] * avail / np.where(tot > _EPS, tot, 1.0), 0.0)
+        can = (cap > _EPS) & (e_rem[:, :, None] > _EPS)
+        avail = np.where(can, e_rem[:, :, None], 0.0)
+        tot = avail.sum(axis=1, keepdims=True)
+        req = np.where(tot > _EPS, m_rem[:, None, :] * avail / np.where(tot > _EPS, tot, 1.0), 0.0)
         req = np.minimum(req, cap)
-        out = req.sum(axis=1)
+        out = req.sum(axis=2)
         scale = np.where(out > e_rem, e_rem / np.where(out > _EPS, out, 1.0), 1.0)
-        f = req * scale[:, None]
+        f = req * scale[:, :, None]
         if f.sum() <= _EPS:
             break
         trade += f
-        e_rem = np.maximum(e_rem - f.sum(axis=1), 0.0)
-        m_rem = np.maximum(m_rem - f.sum(axis=0), 0.0)
+        e_rem = np.maximum(e_rem - f.sum(axis=2), 0.0)
+        m_rem = np.maximum(m_rem - f.sum(axis=1), 0.0)
         cap = cap - f
-    leak = np.where(rules.leaky & off_diag, trade, 0.0)
+    leak = np.where(leaky & off_diag, trade, 0.0)
     flows += trade
-    leaked += leak
-    unit = np.broadcast_to(price[None, :] * KG_PER_T, (n, n))
+    unit = price[:, None, :] * KG_PER_T
     buyer_paid += trade * unit + leak * unit * leakage_premium
-    s_rem -= trade.sum(axis=1)
-    d_rem -= trade.sum(axis=0)
+    s_rem -= trade.sum(axis=2)
+    d_rem -= trade.sum(axis=1)
 
     # payments: freight on international flows, tax to the exporter's state, rest to sellers
     intl = buyer_paid * off_diag
     freight_m = intl * transport_share
     taxable = intl - freight_m
-    tax_m = taxable * (rules.tax[:, None] / (1.0 + rules.tax[:, None]))
+    tax_m = taxable * (tax[:, :, None] / (1.0 + tax[:, :, None]))
     seller_got = buyer_paid - freight_m - tax_m
-    k_paid = k_t * KG_PER_T * contracts.price_usd_per_kg
-    k_intl = contracts.seller != contracts.buyer
-    k_net = np.where(k_intl, k_paid * (1.0 - transport_share), k_paid)
-    k_got = (
-        np.where(k_intl, k_net / (1.0 + rules.tax[contracts.seller]), k_net) if k_t.size else k_t
-    )
-    quota_left = np.maximum(quota, 0.0) - trade.sum(axis=1)
+    quota_left = np.maximum(quota, 0.0) - trade.sum(axis=2)
     quota_binding = (
         np.isfinite(quota) & (quota_left <= 1e-6 * (np.abs(quota) + 1.0)) & (s_rem > _EPS)
     )
-    return Clearing(
-        flows=flows,
-        leaked=leaked,
-        contract_t=k_t,
-        contract_seller_got=k_got,
-        buyer_paid=buyer_paid,
-        seller_got=seller_got,
-        tax_got=tax_m.sum(axis=1),
-        freight=float(freight_m.sum()),
-        sold=flows.sum(axis=1),
-        bought=flows.sum(axis=0),
-        unmet=np.maximum(d_rem, 0.0),
-        unsold=np.maximum(s_rem, 0.0),
-        spare_exports=e_rem,
-        quota_binding=quota_binding,
-    )
+    out_list = []
+    for i, con in enumerate(contracts):
+        paid = k_t[i] * KG_PER_T * con.price_usd_per_kg
+        intl_k = con.seller != con.buyer
+        net = np.where(intl_k, paid * (1.0 - transport_share), paid)
+        got = np.where(intl_k, net / (1.0 + tax[i][con.seller]), net) if paid.size else paid
+        out_list.append(
+            Clearing(
+                flows=flows[i],
+                leaked=leak[i],
+                contract_t=k_t[i],
+                contract_seller_got=got,
+                buyer_paid=buyer_paid[i],
+                seller_got=seller_got[i],
+                tax_got=tax_m[i].sum(axis=1),
+                freight=float(freight_m[i].sum()),
+                sold=flows[i].sum(axis=1),
+                bought=flows[i].sum(axis=0),
+                unmet=np.maximum(d_rem[i], 0.0),
+                unsold=np.maximum(s_rem[i], 0.0),
+                spare_exports=e_rem[i],
+                quota_binding=quota_binding[i],
+            )
+        )
+    return out_list
 
 
 def excess_demand(
@@ -233,28 +278,65 @@ def excess_demand(
 def arbitrage(
     logp: np.ndarray, clearing: Clearing, supply: np.ndarray, rules: Rules, strength: float
 ) -> np.ndarray:
-    """Pull together the log prices of countries linked by an open trade route.
+    """Pull together the log prices of countries linked by an open trade route (one item).
+
+    See :func:`arbitrage_items`.
+    """
+    return arbitrage_items(
+        logp[None],
+        clearing.flows[None],
+        clearing.spare_exports[None],
+        supply[None],
+        clearing.quota_binding[None],
+        rules.access[None],
+        rules.tax[None],
+        strength,
+    )[0]
+
+
+def arbitrage_items(
+    logp: np.ndarray,
+    flows: np.ndarray,
+    spare_exports: np.ndarray,
+    supply: np.ndarray,
+    quota_binding: np.ndarray,
+    access: np.ndarray,
+    tax: np.ndarray,
+    strength: float,
+) -> np.ndarray:
+    """Pull together log prices of countries linked by an open trade route, for K items at once.
 
     A route x -> y links when it is fully open (no embargo or licence), x's export quota does
     not bind, and the route carried goods this month or x still had goods to spare. A share
-    ``strength`` of each gap (net of x's export tax) closes per month. Cut routes do not link:
-    that is how one market splits into segments with their own prices.
+    ``strength`` of each gap (net of x's export tax) closes per month (three passes). Cut routes
+    do not link: that is how one market splits into segments with their own prices.
+
+    Args:
+        logp: (K, C) log prices before arbitrage.
+        flows: (K, C, C) tonnes moved this month.
+        spare_exports: (K, C) tonnes exporters could still have shipped.
+        supply: (K, C) tonnes offered.
+        quota_binding: (K, C) where an export quota stopped exports.
+        access: (K, C, C) share of the unrestricted flow that may pass.
+        tax: (K, C) export tax rates.
+        strength: share of a gap closed per pass.
+
+    Returns:
+        (K, C) new log prices.
     """
-    n = logp.size
+    n = logp.shape[1]
     off = ~np.eye(n, dtype=bool)
-    spare = clearing.spare_exports > 1e-6 * (supply + 1.0)
-    carried = clearing.flows > 1e-9
-    link = (
-        off & (rules.access >= 1.0) & (spare[:, None] | carried) & ~clearing.quota_binding[:, None]
-    )
+    spare = spare_exports > 1e-6 * (supply + 1.0)
+    carried = flows > 1e-9
+    link = off & (access >= 1.0) & (spare[:, :, None] | carried) & ~quota_binding[:, :, None]
     if not link.any() or strength <= 0:
         return logp
-    wedge = np.log1p(rules.tax)[:, None] * np.ones((1, n))
+    wedge = np.log1p(tax)[:, :, None]
+    cnt = link.sum(axis=1) + link.sum(axis=2)
     for _ in range(3):
-        to_y = np.where(link, logp[:, None] + wedge, 0.0)
-        to_x = np.where(link, logp[None, :] - wedge, 0.0)
-        num = to_y.sum(axis=0) + to_x.sum(axis=1)
-        cnt = link.sum(axis=0) + link.sum(axis=1)
+        to_y = np.where(link, logp[:, :, None] + wedge, 0.0)
+        to_x = np.where(link, logp[:, None, :] - wedge, 0.0)
+        num = to_y.sum(axis=1) + to_x.sum(axis=2)
         target = np.where(cnt > 0, (logp + num) / (1 + cnt), logp)
         logp = (1 - strength) * logp + strength * target
     return logp

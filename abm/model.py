@@ -42,10 +42,8 @@ from abm.market import (
     KG_PER_T,
     Clearing,
     Contracts,
-    arbitrage,
-    clear_item,
-    excess_demand,
-    update_prices,
+    arbitrage_items,
+    clear_items,
 )
 from abm.policy import Dispute, Measure, PolicyState
 from abm.recorder import Recorder
@@ -498,7 +496,7 @@ class RareEarthModel(mesa.Model):
 
     def _states_decide(self) -> None:
         for st in self.states:
-            if not st.decides_this_month(self.month):
+            if not st.decides_this_month(self.month) or not st.strategy.needs_observation:
                 continue
             actions = st.strategy.decide(self.observe(st.index))
             for a in actions:
@@ -844,6 +842,57 @@ class RareEarthModel(mesa.Model):
             out[:, i] = np.bincount(f.country, weights=want[:, i], minlength=C)
         return out
 
+    def _new_prices(self, clearings, supply, demand, rules, reserve) -> np.ndarray:
+        """(I, C) next month's prices.
+
+        Oxides move by tatonnement, derived items by anchor and premium, all followed by
+        arbitrage (see docs/ODD.md, submodel "Prices").
+        """
+        mk = self.mk
+        unmet = np.array([cl.unmet for cl in clearings])
+        unsold = np.array([cl.unsold for cl in clearings])
+        z = (unmet - np.maximum(unsold - reserve.T, 0.0)) / (demand.T + supply.T + 1e-9)
+        step = np.clip(
+            mk.price_adjust_speed * z, -0.5 * mk.max_monthly_log_change, mk.max_monthly_log_change
+        )
+        floor = mk.price_floor_share * self.p0[:, None]
+        flows = np.array([cl.flows for cl in clearings])
+        spare = np.array([cl.spare_exports for cl in clearings])
+        binding = np.array([cl.quota_binding for cl in clearings])
+        access = np.array([r.access for r in rules])
+        tax = np.array([r.tax for r in rules])
+
+        def link(items, logp):
+            ix = list(items)
+            return arbitrage_items(
+                logp,
+                flows[ix],
+                spare[ix],
+                supply.T[ix],
+                binding[ix],
+                access[ix],
+                tax[ix],
+                mk.arbitrage_strength,
+            )
+
+        new = np.empty_like(self.price)
+        ox = list(OXIDE)
+        logp = np.log(np.maximum(self.price[ox], floor[ox])) + step[ox]
+        new[ox] = np.maximum(np.exp(link(ox, logp)), floor[ox])
+        # concentrate and magnets: a cost-linked anchor times a scarcity premium that moves with
+        # the item's own excess demand and fades; concentrate never costs more than its oxide
+        anchors = np.log(np.maximum(self._anchors(new), 1e-9))
+        der = [*CONC, MAG_STD, MAG_HT]
+        self.premium[der] = (self.premium[der] + step[der]) * (1.0 - mk.premium_decay)
+        conc_cap = np.log(np.maximum(mk.separation_yield * new[ox], 1e-9))
+        capped = np.minimum(anchors[list(CONC)] + self.premium[list(CONC)], conc_cap)
+        self.premium[list(CONC)] = capped - anchors[list(CONC)]
+        logp = anchors[der] + self.premium[der]
+        logp = link(der, logp)
+        logp[: len(CONC)] = np.minimum(logp[: len(CONC)], conc_cap)
+        new[der] = np.maximum(np.exp(logp), floor[der])
+        return new
+
     def _anchors(self, price: np.ndarray) -> np.ndarray:
         """(I, C) cost-linked anchors for the derived items.
 
@@ -889,56 +938,20 @@ class RareEarthModel(mesa.Model):
         demand += orders["buy"]
         rules = self.policy.rules(self.month, np.maximum(demand - supply, 0.0))
         reserve = self._seller_reserve()
-        clearings: list[Clearing] = []
-        contract_firms = []
-        for i in range(I):
-            contracts, firms = self._contracts_for(i, offers[:, i])
-            cl = clear_item(
-                supply[:, i],
-                demand[:, i],
-                self.price[i],
-                rules[i],
-                contracts,
-                leakage_premium=mk.leakage_premium,
-                transport_share=mk.transport_cost_share,
-            )
-            clearings.append(cl)
-            contract_firms.append((contracts, firms))
-        new_price = np.empty_like(self.price)
-        # oxides: tatonnement and arbitrage
-        for i in OXIDE:
-            new_price[i] = update_prices(
-                self.price[i],
-                clearings[i],
-                supply[:, i],
-                demand[:, i],
-                rules[i],
-                adjust_speed=mk.price_adjust_speed,
-                arbitrage_strength=mk.arbitrage_strength,
-                max_log_change=mk.max_monthly_log_change,
-                reserve=reserve[:, i],
-                floor=mk.price_floor_share * self.p0[i],
-            )
-        # concentrate and magnets: an anchor from oxide prices (netback, cost-plus) times a
-        # scarcity premium that moves with the item's own excess demand and fades over time
-        anchors = self._anchors(new_price)
-        for i in (*CONC, MAG_STD, MAG_HT):
-            z = excess_demand(clearings[i], supply[:, i], demand[:, i], reserve[:, i])
-            step = np.clip(
-                mk.price_adjust_speed * z,
-                -0.5 * mk.max_monthly_log_change,
-                mk.max_monthly_log_change,
-            )
-            self.premium[i] = (self.premium[i] + step) * (1.0 - mk.premium_decay)
-            logp = np.log(np.maximum(anchors[i], 1e-9)) + self.premium[i]
-            if i in CONC:  # separators will not pay more than the oxide they make is worth
-                cap = np.log(np.maximum(mk.separation_yield * new_price[OXIDE[i]], 1e-9))
-                self.premium[i] = np.minimum(logp, cap) - np.log(np.maximum(anchors[i], 1e-9))
-                logp = np.minimum(logp, cap)
-            logp = arbitrage(logp, clearings[i], supply[:, i], rules[i], mk.arbitrage_strength)
-            if i in CONC:
-                logp = np.minimum(logp, cap)
-            new_price[i] = np.maximum(np.exp(logp), mk.price_floor_share * self.p0[i])
+        contract_firms = [self._contracts_for(i, offers[:, i]) for i in range(I)]
+        clearings: list[Clearing] = clear_items(
+            supply.T,
+            demand.T,
+            self.price,
+            np.array([r.quota_t for r in rules]),
+            np.array([r.access for r in rules]),
+            np.array([r.leaky for r in rules]),
+            np.array([r.tax for r in rules]),
+            [c for c, _ in contract_firms],
+            leakage_premium=mk.leakage_premium,
+            transport_share=mk.transport_cost_share,
+        )
+        new_price = self._new_prices(clearings, supply, demand, rules, reserve)
         self._paid_price = self.price.copy()
         self.price = new_price
         return {

@@ -67,26 +67,13 @@ class Recorder:
         segment=-1,
         sector=-1,
     ) -> None:
-        """Add values of one variable; dimension arguments are scalars or arrays of codes."""
-        v = np.atleast_1d(np.asarray(values, dtype=float)).ravel()
-        n = v.size
+        """Add values of one variable; dimension arguments are scalars or arrays of codes.
 
-        def col(x):
-            a = np.asarray(x, dtype=np.int16)
-            return np.broadcast_to(a.ravel() if a.ndim else a, (n,)).copy()
-
+        Blocks are only stored here; columns are built once, vectorised, in :meth:`frame`.
+        """
+        v = np.asarray(values, dtype=float).reshape(-1)
         self._blocks.append(
-            (
-                np.full(n, month, dtype=np.int32),
-                np.full(n, _VAR_CODE[variable], dtype=np.int16),
-                col(country),
-                col(partner),
-                col(good),
-                col(stage),
-                col(segment),
-                col(sector),
-                v,
-            )
+            (month, _VAR_CODE[variable], (country, partner, good, stage, segment, sector), v)
         )
 
     def frame(self, dates: list[str]) -> pd.DataFrame:
@@ -95,22 +82,35 @@ class Recorder:
         Args:
             dates: 'YYYY-MM' of each month index; ``date`` is the first day of the month.
         """
-        if not self._blocks:
-            cols = [np.zeros(0, dtype=np.int32)] + [np.zeros(0, dtype=np.int16)] * 7 + [np.zeros(0)]
-        else:
-            cols = [np.concatenate(parts) for parts in zip(*self._blocks, strict=True)]
-        month, var, country, partner, good, stage, segment, sector, value = cols
+        sizes = np.array([b[3].size for b in self._blocks], dtype=np.int64)
+        n = int(sizes.sum())
+        value = np.concatenate([b[3] for b in self._blocks]) if self._blocks else np.zeros(0)
+        month = np.repeat(np.array([b[0] for b in self._blocks], dtype=np.int32), sizes)
+        var = np.repeat(np.array([b[1] for b in self._blocks], dtype=np.int16), sizes)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if self._blocks else sizes
+        dims = []
+        for d in range(6):
+            entries = [b[2][d] for b in self._blocks]
+            scalar = np.array([e if np.ndim(e) == 0 else -1 for e in entries], dtype=np.int16)
+            col = np.repeat(scalar, sizes)
+            for k, e in enumerate(entries):
+                if np.ndim(e) != 0:
+                    col[starts[k] : starts[k] + sizes[k]] = np.asarray(e).reshape(-1)
+            dims.append(col)
+        country, partner, good, stage, segment, sector = dims
 
         def cat(codes, names):
             return pd.Categorical.from_codes(codes.astype(int), categories=list(names))
 
         unit_codes = np.array([_UNIT_CODE[UNITS[v]] for v in VARIABLES], dtype=np.int16)[var]
-        n = value.size
+        runs = ["scenario", "counterfactual"]
+        if self.run not in runs:
+            runs.append(self.run)
         df = pd.DataFrame(
             {
-                "run": pd.Categorical([self.run] * n, categories=["scenario", "counterfactual"])
-                if self.run in ("scenario", "counterfactual")
-                else pd.Categorical([self.run] * n),
+                "run": pd.Categorical.from_codes(
+                    np.full(n, runs.index(self.run), dtype=np.int8), categories=runs
+                ),
                 "seed": np.full(n, self.seed, dtype=np.int64),
                 "date": np.asarray(dates, dtype="datetime64[M]")[month].astype("datetime64[ms]"),
                 "variable": cat(var, VARIABLES),

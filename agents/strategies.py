@@ -58,6 +58,7 @@ class Strategy:
     """Base class: no actions, no learning."""
 
     name = "base"
+    needs_observation = True
 
     def decide(self, obs: Observation) -> list[dict]:
         """Return the actions for this decision period."""
@@ -71,6 +72,7 @@ class ScriptedStrategy(Strategy):
     """Follows the scenario's timeline only: every measure comes from scenario events."""
 
     name = "scripted"
+    needs_observation = False
 
 
 @dataclass
