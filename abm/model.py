@@ -36,7 +36,6 @@ from abm.constants import (
     FirmKind,
     G,
     I,
-    S,
 )
 from abm.market import (
     KG_PER_T,
@@ -162,9 +161,42 @@ class RareEarthModel(mesa.Model):
         self.concession: tuple[str, int] | None = None
         self.flows: MonthFlows | None = None
         self.comp = output_composition(self.firms, mk)
+        self._flat_index: dict[tuple, np.ndarray] = {}
+        # firms come in two blocks: producers (rows < P) and manufacturers (rows >= P)
+        kinds = self.firms.kind
+        self.P = int((kinds != FirmKind.MANUFACTURER).sum())
+        if (kinds[: self.P] == FirmKind.MANUFACTURER).any():
+            raise RuntimeError("firm population must list producers before manufacturers")
+        self.producers = slice(0, self.P)
+        self.makers = slice(self.P, self.firms.n)
+        m_country = self.firms.country[self.makers]
+        self._maker_rows = [np.flatnonzero(m_country == c) for c in range(C)]
+        self._good_of_item = np.array([self._intensity_good(i) for i in range(I)])
+        self._sell_mask = self._seller_mask()
+        self._risk_buyer = (kinds != FirmKind.MINER).astype(float)
+        self._risk_cache: tuple[int, np.ndarray] = (-1, np.zeros((C, C)))
+        self._reo_total = self.reo_per_item.sum(axis=1)
         self._init_stocks()
 
     # ------------------------------------------------------------------ set-up helpers
+
+    def by_country(self, x: np.ndarray, rows: slice | None = None) -> np.ndarray:
+        """Sum per-firm values by home country: (n,) -> (C,), (n, K) -> (C, K).
+
+        ``rows`` is the block of firms ``x`` covers (``self.producers``, ``self.makers`` or all).
+        One ``np.bincount`` over a flat (country, column) index: deterministic and fast.
+        """
+        rows = rows or slice(0, self.firms.n)
+        country = self.firms.country[rows]
+        if x.ndim == 1:
+            return np.bincount(country, weights=x, minlength=C)
+        k = x.shape[1]
+        key = (k, rows.start, rows.stop)
+        idx = self._flat_index.get(key)
+        if idx is None:
+            idx = (country.astype(np.int64)[:, None] * k + np.arange(k)).ravel()
+            self._flat_index[key] = idx
+        return np.bincount(idx, weights=x.ravel(), minlength=C * k).reshape(C, k)
 
     def _calibrate_anchors(self) -> None:
         """Solve the separation spread and magnet markup from the start prices.
@@ -242,15 +274,15 @@ class RareEarthModel(mesa.Model):
         )  # half the capex still to spend
         self._refresh_expectations(first=True)
 
-    def _magnet_recipe(self) -> tuple[np.ndarray, np.ndarray]:
-        mk, ht = self.mk, self.firms.ht_share
-        nd = (1 - ht) * mk.magnet_ndpr_t_per_t["ndpr_magnet"] + ht * mk.magnet_ndpr_t_per_t[
-            "heavy_magnet"
-        ]
-        hv = (1 - ht) * mk.magnet_heavy_t_per_t["ndpr_magnet"] + ht * mk.magnet_heavy_t_per_t[
-            "heavy_magnet"
-        ]
-        return nd, hv
+    def _magnet_recipe(self, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """T of NdPr and Dy/Tb oxide per t of magnet, per firm (by its grade mix)."""
+        mk = self.mk
+        ht = self.firms.ht_share if rows is None else self.firms.ht_share[rows]
+        nd, hv = mk.magnet_ndpr_t_per_t, mk.magnet_heavy_t_per_t
+        return (
+            (1 - ht) * nd["ndpr_magnet"] + ht * nd["heavy_magnet"],
+            (1 - ht) * hv["ndpr_magnet"] + ht * hv["heavy_magnet"],
+        )
 
     def _capex_per_tpy(self) -> np.ndarray:
         cap = self.fb.capex_usd_per_t_per_year
@@ -456,9 +488,7 @@ class RareEarthModel(mesa.Model):
     def observe(self, c: int) -> Observation:
         """The read-only view a state's strategy gets."""
         st = self.states[c]
-        f = self.firms
-        buyers = (f.country == c) & (f.kind != FirmKind.MINER)
-        risk_of = f.risk[buyers].mean(axis=0) if buyers.any() else np.zeros(C)
+        risk_of = self.risk_by_country()[c]
         imports = self.supplier_share[:, c, :].copy()
         imports[:, c] = 0.0
         tot = imports.sum()
@@ -493,6 +523,15 @@ class RareEarthModel(mesa.Model):
             disputes=disputes,
             own_measures=own,
         )
+
+    def risk_by_country(self) -> np.ndarray:
+        """(C, C) mean perceived risk of each country's buyers toward each supplier country."""
+        if self._risk_cache[0] != self.month:
+            f = self.firms
+            cnt = self.by_country(self._risk_buyer)
+            tot = self.by_country(f.risk * self._risk_buyer[:, None])
+            self._risk_cache = (self.month, tot / np.maximum(cnt, 1.0)[:, None])
+        return self._risk_cache[1]
 
     def _states_decide(self) -> None:
         for st in self.states:
@@ -552,8 +591,8 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 3. production
 
     def _plan_production(self) -> dict:
-        f, _fb, mk = self.firms, self.fb, self.mk
-        n = f.n
+        f, mk = self.firms, self.mk
+        pr = self.producers
         # projects that finish this month come online
         done = (f.proj_size > 0) & (f.proj_left <= 0)
         if done.any():
@@ -566,26 +605,28 @@ class RareEarthModel(mesa.Model):
             fresh = done & (f.exp_sales.sum(axis=1) == 0)
             if fresh.any():  # a new plant expects to sell half its output at first
                 f.exp_sales[fresh] = 0.5 * (f.capacity[fresh] / 12.0)[:, None] * self.comp[fresh]
-        running = f.active & ~f.idle
-        monthly = np.where(running, f.capacity / 12.0, 0.0)
-        f.run_rate[:, 0] += RATE_ADJUST * (supply_response(self._op_margin) - f.run_rate[:, 0])
-        u = f.run_rate[:, 0]
-        out = np.zeros((n, I))
-        used = np.zeros((n, I))
-        kind = f.kind
+        kind = f.kind[pr]
+        basket = f.basket[pr]
+        stock = f.stock[pr]
+        monthly = np.where(f.active[pr] & ~f.idle[pr], f.capacity[pr] / 12.0, 0.0)
+        rate = f.run_rate[pr, 0]
+        rate += RATE_ADJUST * (supply_response(self._op_margin[pr]) - rate)
+        f.run_rate[pr, 0] = rate
+        out = np.zeros((self.P, I))
+        used = np.zeros((self.P, I))
         # miners: output follows the margin on the whole basket; quota caps a country's total
         miner = kind == FirmKind.MINER
-        mine = np.where(miner, monthly * u, 0.0)
+        mine = np.where(miner, monthly * rate, 0.0)
         pq = self.policy.production_quota_t_per_year()
         for c in np.flatnonzero(np.isfinite(pq)):
-            m = miner & (f.country == c)
+            m = miner & (f.country[pr] == c)
             tot = mine[m].sum()
             if tot > pq[c] / 12.0:
                 mine[m] *= pq[c] / 12.0 / tot
-        out[:, 0:3] = mine[:, None] * f.basket
+        out[:, 0:3] = mine[:, None] * basket
         # separators: process the concentrate they bought, up to capacity
         sep = kind == FirmKind.SEPARATOR
-        conc = f.stock[:, 0:3]
+        conc = stock[:, 0:3]
         conc_tot = conc.sum(axis=1)
         through = np.where(sep, np.minimum(monthly, conc_tot), 0.0)
         take = np.where(conc_tot > 0, through / np.where(conc_tot > 0, conc_tot, 1.0), 0.0)
@@ -593,30 +634,30 @@ class RareEarthModel(mesa.Model):
         out[:, 3:6] += conc * take[:, None] * mk.separation_yield
         # magnet makers: limited by capacity, sales and oxide in stock
         mag = kind == FirmKind.MAGNET_MAKER
-        nd, hv = self._magnet_recipe()
-        can_nd = f.stock[:, 4] / np.maximum(nd, 1e-12)
-        can_hv = np.where(hv > 0, f.stock[:, 5] / np.maximum(hv, 1e-12), np.inf)
+        nd, hv = self._magnet_recipe(pr)
+        can_nd = stock[:, 4] / np.maximum(nd, 1e-12)
+        can_hv = np.where(hv > 0, stock[:, 5] / np.maximum(hv, 1e-12), np.inf)
         make = np.where(mag, np.minimum.reduce([self._magnet_plan(monthly), can_nd, can_hv]), 0.0)
         used[:, 4] += make * nd
         used[:, 5] += make * hv
-        out[:, MAG_STD] += make * (1 - f.ht_share)
-        out[:, MAG_HT] += make * f.ht_share
+        ht = f.ht_share[pr]
+        out[:, MAG_STD] += make * (1 - ht)
+        out[:, MAG_HT] += make * ht
         # recyclers: limited by end-of-life material in their country
         rec = kind == FirmKind.RECYCLER
         eol = self._end_of_life_t()  # (C,) t REO per month
         rec_cap = np.where(rec, monthly, 0.0)
-        cap_c = np.bincount(f.country, weights=rec_cap, minlength=C)
+        cap_c = self.by_country(rec_cap, pr)
         avail = np.where(cap_c > 0, np.minimum(eol / np.where(cap_c > 0, cap_c, 1.0), 1.0), 0.0)
-        rec_out = rec_cap * avail[f.country] * u
-        out[:, 3:6] += rec_out[:, None] * f.basket * rec[:, None]
+        rec_out = rec_cap * avail[f.country[pr]] * rate
+        out[:, 3:6] += rec_out[:, None] * basket * rec[:, None]
         units = mine + through + make + rec_out
-        cost = units * KG_PER_T * f.unit_cost
-        f.utilisation += 0.1 * (
-            np.where(monthly > 0, units / np.maximum(monthly, 1e-12), 0.0) - f.utilisation
-        )
+        cost = units * KG_PER_T * f.unit_cost[pr]
+        util = np.where(monthly > 0, units / np.maximum(monthly, 1e-12), 0.0)
+        f.utilisation[pr] += 0.1 * (util - f.utilisation[pr])
         self._units = units
         self._start_and_advance_projects()
-        limit = HOLD_LIMIT_MONTHS * monthly[:, None] * self.comp * miner[:, None]
+        limit = HOLD_LIMIT_MONTHS * monthly[:, None] * self.comp[pr] * miner[:, None]
         return {
             "out": out,
             "used": used,
@@ -639,10 +680,10 @@ class RareEarthModel(mesa.Model):
         return np.clip(exp + (target - held) / 2.0, 0.0, cap)
 
     def _magnet_plan(self, monthly: np.ndarray) -> np.ndarray:
-        """(N,) magnet output planned within capacity (cost-plus prices: output follows orders)."""
-        f = self.firms
-        exp = f.exp_sales[:, MAG_STD] + f.exp_sales[:, MAG_HT]
-        held = f.stock[:, MAG_STD] + f.stock[:, MAG_HT]
+        """(P,) magnet output planned within capacity (cost-plus prices: output follows orders)."""
+        f, pr = self.firms, self.producers
+        exp = f.exp_sales[pr, MAG_STD] + f.exp_sales[pr, MAG_HT]
+        held = f.stock[pr, MAG_STD] + f.stock[pr, MAG_HT]
         return self._sales_plan(exp, held, monthly)
 
     def _end_of_life_t(self) -> np.ndarray:
@@ -752,45 +793,44 @@ class RareEarthModel(mesa.Model):
 
     def _set_orders(self, plan: dict) -> dict:
         f, fb = self.firms, self.fb
-        n = f.n
-        manuf = f.kind == FirmKind.MANUFACTURER
-        good_of_item = np.array([self._intensity_good(i) for i in range(I)])
+        pr, mf = self.producers, self.makers
         factor = self._demand_factor()  # (C, I)
-        need = np.where(
-            manuf[:, None],
-            f.use_tpy / 12.0 * factor[f.country] * f.intensity[:, good_of_item],
-            0.0,
+        m_country = f.country[mf]
+        need = f.use_tpy[mf] / 12.0 * factor[m_country] * f.intensity[mf][:, self._good_of_item]
+        # each buyer's risk, weighted by where its country bought each item last month
+        risk = f.risk[mf]
+        r_eff = np.empty_like(need)
+        for c in range(C):  # one small matrix product per country instead of per item
+            rows = self._maker_rows[c]
+            r_eff[rows] = risk[rows] @ self.supplier_share[:, c, :].T
+        target = fb.inventory_base_months + fb.inventory_risk_months * (
+            f.risk_sensitivity[mf, None] * r_eff
         )
-        orders = np.zeros((n, I))
-        for i in range(I):
-            share = self.supplier_share[i]  # (C buyer, C origin)
-            r_eff = (f.risk * share[f.country]).sum(axis=1)
-            target = (
-                fb.inventory_base_months + fb.inventory_risk_months * f.risk_sensitivity * r_eff
-            )
-            gap = (target * need[:, i] - f.stock[:, i]) / fb.inventory_adjust_months
-            orders[:, i] = np.where(need[:, i] > 0, np.maximum(need[:, i] + gap, 0.0), 0.0)
+        gap = (target * need - f.stock[mf]) / fb.inventory_adjust_months
+        orders = np.zeros((f.n, I))
+        orders[mf] = np.where(need > 0, np.maximum(need + gap, 0.0), 0.0)
         # processors: inputs for the output they expect to sell, plus a base inventory
-        running = f.active & ~f.idle
-        monthly = np.where(running, f.capacity / 12.0, 0.0)
+        kind = f.kind[pr]
+        stock = f.stock[pr]
+        monthly = np.where(f.active[pr] & ~f.idle[pr], f.capacity[pr] / 12.0, 0.0)
         # separators buy concentrate to run at the rate their margin supports
-        sep = f.kind == FirmKind.SEPARATOR
+        sep = kind == FirmKind.SEPARATOR
         ox_plan = self._sales_plan(
-            f.exp_sales[:, 3:6], f.stock[:, 3:6], monthly[:, None] * f.basket
+            f.exp_sales[pr, 3:6], stock[:, 3:6], monthly[:, None] * f.basket[pr]
         )
         inp = ox_plan / self.mk.separation_yield
         tot = inp.sum(axis=1)
-        room = monthly * f.run_rate[:, 0]
+        room = monthly * f.run_rate[pr, 0]
         inp = inp * np.where(tot > room, room / np.maximum(tot, 1e-12), 1.0)[:, None]
-        gap = (fb.inventory_base_months * inp - f.stock[:, 0:3]) / fb.inventory_adjust_months
-        orders[:, 0:3] += np.where(sep[:, None], np.maximum(inp + gap, 0.0), 0.0)
-        mag = f.kind == FirmKind.MAGNET_MAKER
-        nd, hv = self._magnet_recipe()
+        g_in = (fb.inventory_base_months * inp - stock[:, 0:3]) / fb.inventory_adjust_months
+        orders[pr, 0:3] = np.where(sep[:, None], np.maximum(inp + g_in, 0.0), 0.0)
+        mag = kind == FirmKind.MAGNET_MAKER
+        nd, hv = self._magnet_recipe(pr)
         make = self._magnet_plan(monthly)
         for col, per in ((4, nd), (5, hv)):
             w = make * per
-            g = (fb.inventory_base_months * w - f.stock[:, col]) / fb.inventory_adjust_months
-            orders[:, col] += np.where(mag, np.maximum(w + g, 0.0), 0.0)
+            g = (fb.inventory_base_months * w - stock[:, col]) / fb.inventory_adjust_months
+            orders[pr, col] = np.where(mag, np.maximum(w + g, 0.0), 0.0)
         # state stockpiles: buy toward the target in calm months, release in shortages
         use_g = (self.use_c * factor) @ self.reo_per_item / 12.0  # (C, G) t REO per month
         target_t = self.stockpile_target_days()[:, None] / 30.0 * use_g
@@ -826,8 +866,9 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 5. market
 
     def _seller_mask(self) -> np.ndarray:
-        k = self.firms.kind
-        m = np.zeros((self.firms.n, I), dtype=bool)
+        """(P, I) 1.0 where a producer sells the item (its output stage), else 0.0."""
+        k = self.firms.kind[self.producers]
+        m = np.zeros((self.P, I))
         m[:, 0:3] = (k == FirmKind.MINER)[:, None]
         m[:, 3:6] = ((k == FirmKind.SEPARATOR) | (k == FirmKind.RECYCLER))[:, None]
         m[:, 6:8] = (k == FirmKind.MAGNET_MAKER)[:, None]
@@ -835,12 +876,9 @@ class RareEarthModel(mesa.Model):
 
     def _seller_reserve(self) -> np.ndarray:
         """(C, I) working stock sellers want to hold (producer_stock_months of expected sales)."""
-        f = self.firms
-        want = self.fb.producer_stock_months * f.exp_sales * (self.comp > 0)
-        out = np.zeros((C, I))
-        for i in range(I):
-            out[:, i] = np.bincount(f.country, weights=want[:, i], minlength=C)
-        return out
+        pr = self.producers
+        want = self.fb.producer_stock_months * self.firms.exp_sales[pr] * self._sell_mask
+        return self.by_country(want, pr)
 
     def _new_prices(self, clearings, supply, demand, rules, reserve) -> np.ndarray:
         """(I, C) next month's prices.
@@ -928,12 +966,9 @@ class RareEarthModel(mesa.Model):
 
     def _clear_markets(self, orders: dict) -> dict:
         f, mk = self.firms, self.mk
-        offers = np.where(self._seller_mask(), f.stock, 0.0)
-        supply = np.zeros((C, I))
-        demand = np.zeros((C, I))
-        for i in range(I):
-            supply[:, i] = np.bincount(f.country, weights=offers[:, i], minlength=C)
-            demand[:, i] = np.bincount(f.country, weights=orders["orders"][:, i], minlength=C)
+        offers = f.stock[self.producers] * self._sell_mask  # (P, I): sellers are producers
+        supply = self.by_country(offers, self.producers)
+        demand = self.by_country(orders["orders"])
         supply += orders["release"]
         demand += orders["buy"]
         rules = self.policy.rules(self.month, np.maximum(demand - supply, 0.0))
@@ -980,13 +1015,14 @@ class RareEarthModel(mesa.Model):
 
     def _settle(self, plan: dict, orders: dict, market: dict) -> None:
         f = self.firms
+        pr, mf = self.producers, self.makers
         goods_before = self._holdings()
         money_before = self._money()
         ext_in0, ext_out0 = self.external_in, self.external_out
 
         # production
-        f.stock += plan["out"] - plan["used"]
-        f.cash -= plan["cost"]
+        f.stock[pr] += plan["out"] - plan["used"]
+        f.cash[pr] -= plan["cost"]
         self.external_out += float(plan["cost"].sum())
         produced = plan["out"].sum(axis=0) - plan["used"].sum(axis=0)
         # restart costs decided last month
@@ -995,126 +1031,101 @@ class RareEarthModel(mesa.Model):
             self.external_out += float(self.restart_due.sum())
             self.restart_due[:] = 0.0
 
-        # market transfers
-        revenue = np.zeros(C)
-        manuf = f.kind == FirmKind.MANUFACTURER
-        manuf_paid = np.zeros(f.n)
-        sold_all = np.zeros((f.n, I))
-        floor_rows = np.flatnonzero(f.price_floor > 0)
-        for i in range(I):
-            cl: Clearing = market["clearings"][i]
-            contracts, cfirms = market["contracts"][i]
-            offer = market["offers"][:, i]
-            sup = market["supply"][:, i]
-            dem = market["demand"][:, i]
-            paid = cl.buyer_paid
-            # contract deliveries from named firms are attributed to them first
-            firm_t = np.zeros(f.n)
-            firm_rev = np.zeros(f.n)
-            pool_t = cl.sold.copy()
-            pool_rev = cl.seller_got.sum(axis=1)
-            pool_supply = sup.copy()
-            for k in range(contracts.tonnes.size):
-                r = int(cfirms[k])
-                if r < 0:
-                    continue
-                x, _y = int(contracts.seller[k]), int(contracts.buyer[k])
-                got = cl.contract_seller_got[k]
-                firm_t[r] += cl.contract_t[k]
-                firm_rev[r] += got
-                pool_t[x] -= cl.contract_t[k]
-                pool_rev[x] -= got
-                pool_supply[x] -= cl.contract_t[k]
-            frac = np.where(
-                pool_supply > 1e-12, pool_t / np.where(pool_supply > 1e-12, pool_supply, 1.0), 0.0
-            )
-            per_t = np.where(pool_t > 1e-12, pool_rev / np.where(pool_t > 1e-12, pool_t, 1.0), 0.0)
-            sold_n = firm_t + frac[f.country] * (offer - firm_t)
-            rev_n = firm_rev + frac[f.country] * (offer - firm_t) * per_t[f.country]
-            f.stock[:, i] -= sold_n
-            f.cash += rev_n
-            sold_all[:, i] = sold_n
-            revenue += np.bincount(f.country, weights=rev_n, minlength=C)
-            # state releases share the pool
+        # market transfers, all items at once: sellers in a country share its sales pro rata
+        # to what they offered (after contract deliveries from named firms, which come first);
+        # buyers in a country share its purchases pro rata to their orders
+        cls: list[Clearing] = market["clearings"]
+        offers, sup, dem = market["offers"], market["supply"], market["demand"]
+        sold_c = np.array([cl.sold for cl in cls]).T  # (C, I)
+        bought_c = np.array([cl.bought for cl in cls]).T
+        pool_rev = np.array([cl.seller_got.sum(axis=1) for cl in cls]).T
+        paid_c = np.array([cl.buyer_paid.sum(axis=0) for cl in cls]).T
+        pool_t, pool_supply = sold_c.copy(), sup.copy()
+        firm_t = np.zeros((self.P, I))
+        firm_rev = np.zeros((self.P, I))
+        for i, (cl, (contracts, cfirms)) in enumerate(zip(cls, market["contracts"], strict=True)):
+            for k in np.flatnonzero(cfirms >= 0):  # contracts with a named seller firm
+                r, x = int(cfirms[k]), int(contracts.seller[k])
+                firm_t[r, i] += cl.contract_t[k]
+                firm_rev[r, i] += cl.contract_seller_got[k]
+                pool_t[x, i] -= cl.contract_t[k]
+                pool_rev[x, i] -= cl.contract_seller_got[k]
+                pool_supply[x, i] -= cl.contract_t[k]
+        frac = np.where(pool_supply > 1e-12, pool_t / np.maximum(pool_supply, 1e-12), 0.0)
+        per_t = np.where(pool_t > 1e-12, pool_rev / np.maximum(pool_t, 1e-12), 0.0)
+        p_country = f.country[pr]
+        rest = frac[p_country] * (offers - firm_t)
+        sold_all = firm_t + rest
+        rev_all = firm_rev + rest * per_t[p_country]
+        f.stock[pr] -= sold_all
+        rev_n = rev_all.sum(axis=1)
+        f.cash[pr] += rev_n
+        revenue = self.by_country(rev_n, pr)
+        fill = np.where(dem > 1e-12, bought_c / np.maximum(dem, 1e-12), 1.0)  # (C, I)
+        cost_t = np.where(bought_c > 1e-12, paid_c / np.maximum(bought_c, 1e-12), 0.0)
+        got = orders["orders"] * fill[f.country]
+        pay_n = (got * cost_t[f.country]).sum(axis=1)
+        f.stock += got
+        f.cash -= pay_n
+        manuf_paid = pay_n[mf]
+        self.fill = fill
+        for i, cl in enumerate(cls):
+            g = ITEM_GOOD[i]
             rel = orders["release"][:, i]
-            if rel.any():
-                sold_rel = frac * rel  # by market country
-                income = sold_rel * per_t
+            if rel.any():  # state stockpile releases share the pool
+                sold_rel = frac[:, i] * rel
+                income = sold_rel * per_t[:, i]
                 revenue += income
-                g = ITEM_GOOD[i]
                 self._charge_release(orders, g, sold_rel, income)
-            # buyers
-            bought = cl.bought
-            fill = np.where(dem > 1e-12, bought / np.where(dem > 1e-12, dem, 1.0), 1.0)
-            cost_t = np.where(
-                bought > 1e-12, paid.sum(axis=0) / np.where(bought > 1e-12, bought, 1.0), 0.0
-            )
-            got_n = orders["orders"][:, i] * fill[f.country]
-            pay_n = got_n * cost_t[f.country]
-            f.stock[:, i] += got_n
-            f.cash -= pay_n
-            manuf_paid += np.where(manuf, pay_n, 0.0)
             buy = orders["buy"][:, i]
-            if buy.any():
-                g = ITEM_GOOD[i]
-                for s in np.flatnonzero(buy):
-                    q = buy[s] * fill[s]
-                    self.states[s].stockpile_t[g] += q
-                    self.states[s].budget_usd -= q * cost_t[s]
-            for x in range(C):
+            for st_i in np.flatnonzero(buy):  # state stockpile purchases
+                q = buy[st_i] * fill[st_i, i]
+                self.states[st_i].stockpile_t[g] += q
+                self.states[st_i].budget_usd -= q * cost_t[st_i, i]
+            for x in np.flatnonzero(cl.tax_got):
                 self.states[x].budget_usd += cl.tax_got[x]
             revenue += cl.tax_got
             self.external_out += cl.freight
-            # price floors on NdPr oxide: the state tops up the seller's realised price
-            if i == OXIDE[1] and floor_rows.size:
-                for r in floor_rows:
-                    t = sold_n[r]
-                    if t <= 0:
-                        continue
-                    realised = rev_n[r] / (t * KG_PER_T)
-                    top = max(0.0, f.price_floor[r] - realised) * t * KG_PER_T
-                    payer = self._floor_payer(r)
-                    f.cash[r] += top
-                    self.states[payer].budget_usd -= top
-                    self.states[payer].spent_usd += top
-            self.fill[:, i] = fill
+        # price floors on NdPr oxide: the state tops up the seller's realised price
+        nd = OXIDE[1]
+        for r in np.flatnonzero((f.price_floor[pr] > 0) & (sold_all[:, nd] > 0)):
+            t = sold_all[r, nd]
+            realised = rev_all[r, nd] / (t * KG_PER_T)
+            top = max(0.0, f.price_floor[r] - realised) * t * KG_PER_T
+            payer = self._floor_payer(r)
+            f.cash[r] += top
+            self.states[payer].budget_usd -= top
+            self.states[payer].spent_usd += top
         # manufacturers recover what they paid for inputs from their customers (pass-through)
-        f.cash += manuf_paid
+        f.cash[mf] += manuf_paid
         self.external_in += float(manuf_paid.sum())
 
         # consumption and lost output: each input serves its own product lines, so a shortfall
         # of one input stops the output that depends on it (its REO content times value per kg)
-        need = orders["need"]
-        use = np.minimum(f.stock, need)
-        f.stock -= use
+        need = orders["need"]  # (M, I) manufacturers
+        use = np.minimum(f.stock[mf], need)
+        f.stock[mf] -= use
         consumed = use.sum(axis=0)
-        lost_kg = ((need - use) @ self.reo_per_item).sum(axis=1) * KG_PER_T
-        lost_usd = lost_kg * f.value_per_kg
-        lost_cs = np.zeros((C, S))
-        for s in range(S):
-            lost_cs[:, s] = np.bincount(
-                f.country, weights=lost_usd * f.sector_mix[:, s], minlength=C
-            )
-        cons_cg = np.zeros((C, G))
-        reo_use = use @ self.reo_per_item  # (N, G)
-        for g in range(G):
-            cons_cg[:, g] = np.bincount(f.country, weights=reo_use[:, g], minlength=C)
+        lost_kg = ((need - use) @ self._reo_total) * KG_PER_T
+        lost_usd = lost_kg * f.value_per_kg[mf]
+        lost_cs = self.by_country(lost_usd[:, None] * f.sector_mix[mf], mf)
+        cons_cg = self.by_country(use @ self.reo_per_item, mf)
 
         # miners dump co-products they cannot sell beyond the holding limit (tailings)
         lim = plan["hold_limit"]
-        discard = np.where(lim > 0, np.maximum(f.stock - lim, 0.0), 0.0)
-        f.stock -= discard
+        discard = np.where(lim > 0, np.maximum(f.stock[pr] - lim, 0.0), 0.0)
+        f.stock[pr] -= discard
         consumed = consumed + discard.sum(axis=0)
 
         # recycling subsidy
         sub = self.recycling_subsidy()
         if sub.any():
-            pay = plan["recycled"] * KG_PER_T * sub[f.country]
-            f.cash += pay
+            pay = plan["recycled"] * KG_PER_T * sub[f.country[pr]]
+            f.cash[pr] += pay
+            by_c = self.by_country(pay, pr)
             for c in np.flatnonzero(sub):
-                amt = float(pay[f.country == c].sum())
-                self.states[c].budget_usd -= amt
-                self.states[c].spent_usd += amt
+                self.states[c].budget_usd -= by_c[c]
+                self.states[c].spent_usd += by_c[c]
 
         # capex of projects under construction
         building = f.proj_size > 0
@@ -1135,15 +1146,9 @@ class RareEarthModel(mesa.Model):
                 f"money not conserved in {self.date}: before {money_before:.2f}, after "
                 f"{money_after:.2f}, external net {d_ext:.2f}"
             )
-        production = np.zeros((C, I))
-        for i in range(I):
-            production[:, i] = np.bincount(
-                f.country, weights=plan["out"][:, i] * (f.kind != FirmKind.RECYCLER), minlength=C
-            )
-        rec_cg = np.zeros((C, G))
-        rec_reo = plan["recycled"][:, None] * f.basket * (f.kind == FirmKind.RECYCLER)[:, None]
-        for g in range(G):
-            rec_cg[:, g] = np.bincount(f.country, weights=rec_reo[:, g], minlength=C)
+        recycler = f.kind[pr] == FirmKind.RECYCLER
+        production = self.by_country(plan["out"] * ~recycler[:, None], pr)
+        rec_cg = self.by_country(plan["recycled"][:, None] * f.basket[pr] * recycler[:, None], pr)
         self.lost_hist.append(lost_cs.sum(axis=1))
         self.flows = MonthFlows(
             production=production,
@@ -1155,7 +1160,7 @@ class RareEarthModel(mesa.Model):
             restriction=self.policy.restriction_matrix(self.month),
         )
         self._market = market
-        f.exp_sales += SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales) * (self.comp > 0)
+        f.exp_sales[pr] += SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales[pr]) * self._sell_mask
 
     def _charge_release(self, orders, g, sold_by_market, income_by_market) -> None:
         """Take released tonnes out of the owners' stockpiles and pay them (pro rata)."""
@@ -1204,7 +1209,10 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 7. learning
 
     def _refresh_expectations(self, first: bool = False) -> None:
-        f, fb, mk = self.firms, self.fb, self.mk
+        """Update price expectations and each producer's operating and full-cost margins."""
+        fb, mk = self.fb, self.mk
+        pr = self.producers
+        f = self.firms.rows(pr)
         if not first:
             self.exp_price += fb.expectation_speed * (self.price - self.exp_price)
         price = self.exp_price
@@ -1215,14 +1223,15 @@ class RareEarthModel(mesa.Model):
             value = value + np.where(floor, nd_gain * f.basket[:, 1], 0.0)
         sub = self.recycling_subsidy()
         value = value + np.where(f.kind == FirmKind.RECYCLER, sub[f.country], 0.0)
-        capex = self._capex_per_tpy()
-        extra, mult = self.tech_ban()
+        _extra, mult = self.tech_ban()
         processing = (f.kind == FirmKind.SEPARATOR) | (f.kind == FirmKind.MAGNET_MAKER)
-        capital = capex * np.where(processing, mult[f.country], 1.0) * CAPITAL_RECOVERY_PER_YEAR
-        capital = capital / KG_PER_T
+        capital = self._capex_per_tpy()[pr] * np.where(processing, mult[f.country], 1.0)
+        capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
         full = f.unit_cost + capital
         margin = (value - full) / np.maximum(full, 1e-9)
-        self._op_margin = (value - f.unit_cost) / np.maximum(f.unit_cost, 1e-9)
+        if not hasattr(self, "_op_margin"):
+            self._op_margin = np.zeros(self.firms.n)  # manufacturers stay at 0
+        self._op_margin[pr] = (value - f.unit_cost) / np.maximum(f.unit_cost, 1e-9)
         if first:
             f.expected_margin[:] = margin
         else:
@@ -1234,6 +1243,7 @@ class RareEarthModel(mesa.Model):
         # risk perception: decay with the half-life, then shocks from restrictions
         decay = 0.5 ** (1.0 / fb.risk_half_life_months)
         f.risk *= decay
+        self._risk_cache = (-1, self._risk_cache[1])  # risk changes now: recompute when asked
         restr = flows.restriction.copy()  # (exporter, target)
         binding = np.zeros(C)
         for cl in flows.clearings:
@@ -1243,12 +1253,18 @@ class RareEarthModel(mesa.Model):
         for d in self.policy.active_disputes():
             if restr[d.coercer].max() > 0:
                 coercers[d.coercer] = 1.0
-        own = restr[:, f.country].T  # (N, exporter): what each buyer's country suffers
-        spill = restr.max(axis=1)[None, :] * fb.risk_spillover
-        rep = coercers[None, :] * fb.reputation_weight
-        shock = np.maximum(np.maximum(own, spill), rep) * fb.risk_shock
-        buyers = (f.kind != FirmKind.MINER)[:, None]
-        f.risk += np.where(buyers, shock * (1.0 - f.risk), 0.0)
+        if restr.any() or coercers.any():
+            # per country first (C x C), then to firms: what each buyer's country suffers, what
+            # it sees others suffer (spillover), and the coercer's reputation
+            by_c = (
+                np.maximum(
+                    np.maximum(restr.T, restr.max(axis=1)[None, :] * fb.risk_spillover),
+                    coercers[None, :] * fb.reputation_weight,
+                )
+                * fb.risk_shock
+            )  # (buyer country, exporter)
+            shock = by_c[f.country] * self._risk_buyer[:, None]
+            f.risk += shock * (1.0 - f.risk)
         # expectations, losses, idling, restarts, bankruptcy
         self._refresh_expectations()
         producing = f.active & ~f.idle & (f.kind != FirmKind.MANUFACTURER) & (f.capacity > 0)
@@ -1287,19 +1303,16 @@ class RareEarthModel(mesa.Model):
         building = f.proj_size > 0
         f.proj_bad_months = np.where(building & (f.expected_margin < 0), f.proj_bad_months + 1, 0)
         # substitution and thrifting: driven by price and risk, never reversed
-        manuf = f.kind == FirmKind.MANUFACTURER
+        mf = self.makers
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
         pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure[:, None]
-        risk_c = np.zeros(C)
-        for c in range(C):
-            m = manuf & (f.country == c)
-            if m.any():
-                risk_c[c] = f.risk[m][:, CHINA].mean() if c != CHINA else 0.0
-        pressure = np.clip(pressure + 0.5 * risk_c[:, None], 0.0, 1.0)
-        cut = 1.0 - fb.substitution_rate_per_month * pressure[f.country]
-        new_int = np.maximum(f.intensity * cut, fb.substitution_floor)
-        f.intensity = np.where(manuf[:, None], np.minimum(f.intensity, new_int), f.intensity)
+        n_m = self.by_country(np.ones(self.firms.n - self.P), mf)
+        risk_cn = self.by_country(f.risk[mf, CHINA], mf) / np.maximum(n_m, 1.0)
+        risk_cn[CHINA] = 0.0
+        pressure = np.clip(pressure + 0.5 * risk_cn[:, None], 0.0, 1.0)
+        cut = 1.0 - fb.substitution_rate_per_month * pressure[f.country[mf]]
+        f.intensity[mf] = np.maximum(f.intensity[mf] * cut, fb.substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays
         rec = (f.kind == FirmKind.RECYCLER) & f.active
@@ -1319,8 +1332,9 @@ class RareEarthModel(mesa.Model):
                 self._concede(d)
         # strategies learn from realised payoffs (a no-op for scripted and rule)
         for st in self.states:
-            st.last_payoff = self.payoff(st.index)
-            st.strategy.learn(st.last_payoff)
+            if st.strategy.learns:
+                st.last_payoff = self.payoff(st.index)
+                st.strategy.learn(st.last_payoff)
 
     def pain(self, c: int) -> float:
         """Lost output over the last three months as a share of the country's RE-using output."""

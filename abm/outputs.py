@@ -136,14 +136,9 @@ def record_month(model, rec: Recorder, month: int) -> None:
     others = np.flatnonzero(_CTRY != CHINA)
     rec.add(month, "import_share_from_china", dep[others], country=others, partner=CHINA)
     # inventories in months of use (manufacturers' REO content), stockpiles
-    manuf = f.kind == FirmKind.MANUFACTURER
-    stock_reo = (f.stock * manuf[:, None]) @ model.reo_per_item  # (N, G)
-    use_reo = (f.use_tpy * manuf[:, None]) @ model.reo_per_item / 12.0
-    inv = np.zeros((C, G))
-    use = np.zeros((C, G))
-    for g in range(G):
-        inv[:, g] = np.bincount(f.country, weights=stock_reo[:, g], minlength=C)
-        use[:, g] = np.bincount(f.country, weights=use_reo[:, g], minlength=C)
+    mf, pr = model.makers, model.producers
+    inv = model.by_country(f.stock[mf] @ model.reo_per_item, mf)
+    use = model.by_country(f.use_tpy[mf] @ model.reo_per_item / 12.0, mf)
     factor = (1.0 + model.growth) ** (month / 12.0)
     use = use * factor[:, None]
     months_cover = np.where(use > 1e-9, inv / np.where(use > 1e-9, use, 1.0), np.nan)
@@ -151,13 +146,12 @@ def record_month(model, rec: Recorder, month: int) -> None:
     pile = np.array([st.stockpile_t for st in model.states])
     rec.add(month, "stockpile_t", pile.ravel(), **cg)
     # capacity online, under construction and idle by country and stage (3 = recycling)
-    kinds = f.kind.astype(int)
-    stage_of = np.array([0, 1, 2, 3, -1])[kinds]
-    prod_rows = stage_of >= 0
-    key = f.country[prod_rows].astype(int) * 4 + stage_of[prod_rows]
-    online = np.bincount(key, weights=(f.capacity * f.active)[prod_rows], minlength=4 * C)
-    building = np.bincount(key, weights=f.proj_size[prod_rows], minlength=4 * C)
-    idle = np.bincount(key, weights=(f.capacity * (f.idle & f.active))[prod_rows], minlength=4 * C)
+    stage_of = f.kind[pr].astype(int)  # producers: 0 mine, 1 separate, 2 magnet, 3 recycle
+    key = f.country[pr].astype(int) * 4 + stage_of
+    cap = f.capacity[pr] * f.active[pr]
+    online = np.bincount(key, weights=cap, minlength=4 * C)
+    building = np.bincount(key, weights=f.proj_size[pr], minlength=4 * C)
+    idle = np.bincount(key, weights=cap * f.idle[pr], minlength=4 * C)
     cs_c, cs_s = np.meshgrid(_CTRY, np.arange(4), indexing="ij")
     cs = {"country": cs_c.ravel(), "stage": cs_s.ravel()}
     rec.add(month, "capacity_t_per_year", online, **cs)
@@ -165,14 +159,11 @@ def record_month(model, rec: Recorder, month: int) -> None:
     rec.add(month, "idle_capacity_t_per_year", idle, **cs)
     rec.add(month, "bankruptcies", model.bankruptcies, country=_CTRY)
     # intensity and perceived risk
-    inten = np.zeros((C, G))
-    n_m = np.bincount(f.country, weights=manuf.astype(float), minlength=C)
-    for g in range(G):
-        s_ = np.bincount(
-            f.country, weights=f.intensity[:, g] * manuf * f.use_tpy.sum(axis=1), minlength=C
-        )
-        w_ = np.bincount(f.country, weights=manuf * f.use_tpy.sum(axis=1), minlength=C)
-        inten[:, g] = np.where(w_ > 0, s_ / np.where(w_ > 0, w_, 1.0), np.nan)
+    weight = f.use_tpy[mf].sum(axis=1)
+    n_m = model.by_country(np.ones(weight.size), mf)
+    s_ = model.by_country(f.intensity[mf] * weight[:, None], mf)
+    w_ = model.by_country(weight, mf)[:, None]
+    inten = np.where(w_ > 0, s_ / np.where(w_ > 0, w_, 1.0), np.nan)
     has_m = np.flatnonzero(n_m > 0)
     rec.add(
         month,
@@ -181,12 +172,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
         country=np.repeat(has_m, G),
         good=np.tile(np.arange(G), has_m.size),
     )
-    buyers = f.kind != FirmKind.MINER
-    risk_sum = np.zeros((C, C))
-    cnt = np.bincount(f.country, weights=buyers.astype(float), minlength=C)
-    for x in range(C):
-        risk_sum[:, x] = np.bincount(f.country, weights=f.risk[:, x] * buyers, minlength=C)
-    risk = np.where(cnt[:, None] > 0, risk_sum / np.maximum(cnt[:, None], 1.0), 0.0)
+    risk = model.risk_by_country()
     rc, rx = np.meshgrid(_CTRY, _CTRY, indexing="ij")
     off = rc != rx
     rec.add(month, "perceived_risk", risk[off], country=rc[off], partner=rx[off])

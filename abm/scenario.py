@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from abm.constants import COUNTRIES, GOODS, ITEMS, KIND_BY_NAME, SECTORS, STAGES
+from abm.constants import COUNTRIES, GOODS, ITEMS, SECTORS, STAGES
 
 
 class ScenarioError(ValueError):
@@ -221,7 +221,7 @@ class NamedFirm:
 
     name: str = _f("")
     country: str = _f("", choices=COUNTRIES)
-    kind: str = _f("miner", choices=tuple(KIND_BY_NAME))
+    kind: str = _f("miner", choices=("miner", "separator", "magnet_maker", "recycler"))
     capacity_t_per_year: float = _f(0.0, 0.0, 1e7, "t/yr")
     cost_usd_per_kg: float = _f(5.0, 0.01, 10000.0, "US$/kg")
     ore_basket: dict = _f(_goods(0.0, 0.0, 0.0), 0.0, 1.0, "share of REO", keys=GOODS)

@@ -80,6 +80,10 @@ class FirmState:
         """Number of firms."""
         return self.kind.size
 
+    def rows(self, block: slice) -> FirmState:
+        """A view of a contiguous block of firms (no copy: writes go to the full arrays)."""
+        return FirmState(**{f.name: getattr(self, f.name)[block] for f in fields(self)})
+
     def copy(self) -> FirmState:
         """A deep copy (for lookahead strategies)."""
         return FirmState(**{f.name: getattr(self, f.name).copy() for f in fields(self)})
@@ -250,6 +254,8 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
             if tot > 0:
                 merged.append((FirmKind.MANUFACTURER, c, -2, tot, 0.0, False))
         cells = merged
+    # producers first, manufacturers last: the model works on the two blocks as slices
+    cells.sort(key=lambda cell: cell[0] == FirmKind.MANUFACTURER)
     if n_syn < len(cells):
         raise ScenarioError(
             f"firms: {scn.firms} is too few for this scenario; allowed at least "

@@ -59,6 +59,7 @@ class Strategy:
 
     name = "base"
     needs_observation = True
+    learns = False
 
     def decide(self, obs: Observation) -> list[dict]:
         """Return the actions for this decision period."""
