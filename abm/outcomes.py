@@ -109,14 +109,25 @@ def concession_of(df: pd.DataFrame, target: str) -> dict:
 def verdict(run: dict, cf: dict, concession: bool, p: VerdictParams) -> str:
     """The leverage verdict from outcomes against the counterfactual.
 
-    ``backfire`` holds when the coercer lost at least ``share_loss_pp`` points of world mining
-    share, or ex-coercer capacity grew by at least ``capacity_gain_share`` of its counterfactual
-    level, or the coercer's discounted revenue fell by at least ``revenue_loss_share``.
-    ``effect`` holds when there was a concession or any of those relative changes exceeds
-    ``min_effect_share``. Then: concession and no backfire -> succeeded; concession and backfire
-    -> mixed; backfire without concession -> backfired; otherwise no_effect (or mixed when there
-    was an effect without concession or backfire: the coercer paid without gaining).
+    ``backfire`` holds when, against the counterfactual, the coercer lost at least
+    ``share_loss_pp`` points of world mining share, or capacity outside the coercer (mining plus
+    separation) grew by at least ``capacity_gain_share`` of its counterfactual level, or the
+    coercer's discounted rare-earth revenue fell by at least ``revenue_loss_share``. Then:
+
+    ============  ===============  ==============
+    concession    backfire         verdict
+    ============  ===============  ==============
+    yes           no               ``succeeded``
+    yes           yes              ``mixed``
+    no            yes              ``backfired``
+    no            no               ``no_effect``
+    ============  ===============  ==============
     """
+    return verdict_parts(run, cf, concession, p)["verdict"]
+
+
+def verdict_parts(run: dict, cf: dict, concession: bool, p: VerdictParams) -> dict:
+    """The verdict with the three backfire tests that decided it (for explanations)."""
     share_delta_pp = 100.0 * (run["coercer_share_mining_end"] - cf["coercer_share_mining_end"])
     cap_cf = max(cf["ex_coercer_capacity_t_per_year"], 1.0)
     cap_gain = (
@@ -126,27 +137,23 @@ def verdict(run: dict, cf: dict, concession: bool, p: VerdictParams) -> str:
     rev_change = (
         run["coercer_revenue_discounted_usd"] - cf["coercer_revenue_discounted_usd"]
     ) / rev_cf
-    backfire = (
-        (not math.isnan(share_delta_pp) and share_delta_pp <= -p.share_loss_pp)
-        or cap_gain >= p.capacity_gain_share
-        or rev_change <= -p.revenue_loss_share
-    )
-    effect = (
-        concession
-        or max(
-            abs(share_delta_pp / 100.0) if not math.isnan(share_delta_pp) else 0.0,
-            abs(cap_gain),
-            abs(rev_change),
-        )
-        >= p.min_effect_share
-    )
-    if concession and not backfire:
-        return "succeeded"
-    if concession and backfire:
-        return "mixed"
-    if backfire:
-        return "backfired"
-    return "mixed" if effect else "no_effect"
+    tests = {
+        "share_loss": bool(not math.isnan(share_delta_pp) and share_delta_pp <= -p.share_loss_pp),
+        "capacity_gain": bool(cap_gain >= p.capacity_gain_share),
+        "revenue_loss": bool(rev_change <= -p.revenue_loss_share),
+    }
+    backfire = any(tests.values())
+    if concession:
+        v = "mixed" if backfire else "succeeded"
+    else:
+        v = "backfired" if backfire else "no_effect"
+    return {
+        "verdict": v,
+        "backfire_tests": tests,
+        "share_delta_pp": share_delta_pp,
+        "capacity_gain_share": cap_gain,
+        "revenue_change_share": rev_change,
+    }
 
 
 def paired(run: dict, cf: dict) -> dict:

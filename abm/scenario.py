@@ -240,7 +240,6 @@ class VerdictParams:
     share_loss_pp: float = _f(2.0, 0.0, 100.0, "pp of world mining share lost vs counterfactual")
     capacity_gain_share: float = _f(0.1, 0.0, 10.0, "ex-China capacity gain vs counterfactual")
     revenue_loss_share: float = _f(0.05, 0.0, 1.0, "discounted revenue lost vs counterfactual")
-    min_effect_share: float = _f(0.01, 0.0, 1.0, "smaller relative changes count as none")
     discount_rate_per_year: float = _f(0.05, 0.0, 1.0, "for China's revenue")
 
 

@@ -26,7 +26,7 @@ import mesa
 import pandas as pd
 
 from abm.model import RareEarthModel
-from abm.outcomes import compute_outcomes, concession_of, paired, verdict
+from abm.outcomes import compute_outcomes, concession_of, paired, verdict_parts
 from abm.scenario import Scenario, counterfactual, load_scenario
 
 
@@ -149,10 +149,12 @@ def summarise(scn: Scenario, run_df: pd.DataFrame, cf_df: pd.DataFrame | None) -
     conc = concession_of(run_df, scn.target)
     if cf_df is not None:
         cf_o = compute_outcomes(cf_df, scn.target, scn.coercer, r)
-        v = verdict(run_o, cf_o, conc["obtained"], scn.verdict)
+        parts = verdict_parts(run_o, cf_o, conc["obtained"], scn.verdict)
+        v = parts["verdict"]
+        tests = parts["backfire_tests"]
     else:
         cf_o = {k: float("nan") for k in run_o}
-        v = None
+        v, tests = None, None
     return {
         "scenario": scn.name,
         "seed": scn.seed,
@@ -161,6 +163,7 @@ def summarise(scn: Scenario, run_df: pd.DataFrame, cf_df: pd.DataFrame | None) -
         "target": scn.target,
         "coercer": scn.coercer,
         "verdict": v,
+        "backfire_tests": tests,
         "concession": conc,
         "outcomes": paired(run_o, cf_o),
     }
