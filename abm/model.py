@@ -720,11 +720,13 @@ class RareEarthModel(mesa.Model):
         used_k = np.bincount(kinds, weights=f.capacity * f.active * f.utilisation, minlength=5)
         stage_util = np.where(cap_k > 0, used_k / np.maximum(cap_k, 1e-12), 1.0)[kinds]
         busy = f.prospect | (np.minimum(f.utilisation, stage_util) >= fb.expansion_utilisation)
+        # the richer the expected margin, the sooner a decision (up to 10x the base rate)
+        pull = np.clip((f.expected_margin + subsidy) / max(fb.investment_hurdle, 1e-9), 0, 10)
         go = (
             eligible
             & busy
             & (f.expected_margin + subsidy > fb.investment_hurdle)
-            & (u < fb.project_start_prob)
+            & (u < fb.project_start_prob * pull)
         )
         if go.any():
             rows = np.flatnonzero(go)
@@ -750,10 +752,15 @@ class RareEarthModel(mesa.Model):
             return
         kinds = f.kind[rows].astype(int)
         build = np.array([fb.build_months[KIND_CODES[min(k, 3)]] for k in kinds])
-        extra, mult = self.tech_ban()
+        build = np.where(f.build_months[rows] > 0, f.build_months[rows], build)
+        mine_build = np.array([cp.mine_build_months for cp in self.scenario.countries])
         host = f.country[rows]
+        is_mine = (f.kind[rows] == FirmKind.MINER) & (mine_build[host] > 0)
+        build = np.where(is_mine & (f.build_months[rows] == 0), mine_build[host], build)
+        extra, mult = self.tech_ban()
         processing = (f.kind[rows] == FirmKind.SEPARATOR) | (f.kind[rows] == FirmKind.MAGNET_MAKER)
-        lead = self.permit_months()[host] + build + np.where(processing, extra[host], 0.0)
+        permit = np.where(f.permitted[rows], 0.0, self.permit_months()[host])
+        lead = permit + build + np.where(processing, extra[host], 0.0)
         capex = size * self._capex_per_tpy()[rows] * np.where(processing, mult[host], 1.0)
         # the host's finance pool pays up to 80% of capex, first come first served
         for j, r in enumerate(rows):  # only the firms starting a project this month
