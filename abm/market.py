@@ -10,7 +10,8 @@ Order of service, each step taking what the previous one left:
 1. offtake contracts, at the contract price, within the export rules;
 2. domestic sales: each country's supply serves its own demand first (home bias);
 3. exports, in rounds of proportional allocation: each importer asks every exporter with stock
-   left in proportion to that stock; a pair's flow is capped by its access share (embargo gives
+   left in proportion to that stock times the importer's preference for it (trade
+   relationships and perceived risk, given by the caller); a pair's flow is capped by its access share (embargo gives
    the leakage share, licensing the approval rate) times the flow the importer would have had
    without the restriction; an exporter's total is capped by its export quota for the item.
 
@@ -138,6 +139,7 @@ def clear_items(
     tax: np.ndarray,
     contracts: list[Contracts],
     *,
+    preference: np.ndarray | None = None,
     leakage_premium: float = 0.3,
     transport_share: float = 0.03,
     rounds: int = 6,
@@ -153,6 +155,8 @@ def clear_items(
         leaky: (K, C, C) True where the passing share is leakage.
         tax: (K, C) export tax rates.
         contracts: one :class:`Contracts` per item.
+        preference: (K, C, C) weight importer y gives exporter x when it asks for goods
+            (trade relationships and perceived risk); None = all ones.
         leakage_premium: as in :func:`clear_item`.
         transport_share: as in :func:`clear_item`.
         rounds: as in :func:`clear_item`.
@@ -191,7 +195,8 @@ def clear_items(
     s_rem -= dom
     d_rem -= dom
 
-    # 3. exports
+    # 3. exports: importers ask exporters in proportion to their stock times preference
+    pref = np.ones((K, n, n)) if preference is None else preference
     exportable = np.minimum(s_rem, np.maximum(quota, 0.0))
     off_diag = ~np.eye(n, dtype=bool)
     restricted = (access < 1.0) & off_diag
@@ -206,7 +211,7 @@ def clear_items(
     trade = np.zeros((K, n, n))
     for _ in range(rounds):
         can = (cap > _EPS) & (e_rem[:, :, None] > _EPS)
-        avail = np.where(can, e_rem[:, :, None], 0.0)
+        avail = np.where(can, e_rem[:, :, None] * pref, 0.0)
         tot = avail.sum(axis=1, keepdims=True)
         req = np.where(tot > _EPS, m_rem[:, None, :] * avail / np.where(tot > _EPS, tot, 1.0), 0.0)
         req = np.minimum(req, cap)

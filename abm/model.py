@@ -872,6 +872,20 @@ class RareEarthModel(mesa.Model):
 
     # ------------------------------------------------------------------ 5. market
 
+    def _preference(self) -> np.ndarray:
+        """(I, C exporter, C importer) weights importers give exporters when they ask for goods.
+
+        ``(1 - stickiness) + stickiness * last month's share`` keeps trade relationships (buyers
+        return to their suppliers), times ``1 - risk_avoidance * risk`` so buyers turn away from
+        suppliers they perceive as risky (the mean perceived risk of the importer's buyers).
+        """
+        mk = self.mk
+        share = np.transpose(self.supplier_share, (0, 2, 1))  # (I, exporter, importer)
+        risk = self.risk_by_country().T[None, :, :]  # (1, exporter, importer)
+        return ((1.0 - mk.trade_stickiness) + mk.trade_stickiness * share) * (
+            1.0 - mk.risk_avoidance * risk
+        )
+
     def _seller_mask(self) -> np.ndarray:
         """(P, I) 1.0 where a producer sells the item (its output stage), else 0.0."""
         k = self.firms.kind[self.producers]
@@ -990,6 +1004,7 @@ class RareEarthModel(mesa.Model):
             np.array([r.leaky for r in rules]),
             np.array([r.tax for r in rules]),
             [c for c, _ in contract_firms],
+            preference=self._preference(),
             leakage_premium=mk.leakage_premium,
             transport_share=mk.transport_cost_share,
         )
