@@ -11,9 +11,10 @@ Order of service, each step taking what the previous one left:
 2. domestic sales: each country's supply serves its own demand first (home bias);
 3. exports, in rounds of proportional allocation: each importer asks every exporter with stock
    left in proportion to that stock times the importer's preference for it (trade
-   relationships and perceived risk, given by the caller); a pair's flow is capped by its access share (embargo gives
-   the leakage share, licensing the approval rate) times the flow the importer would have had
-   without the restriction; an exporter's total is capped by its export quota for the item.
+   relationships and perceived risk, given by the caller); a pair's flow is capped by its
+   access share (embargo gives the leakage share, licensing the approval rate) times the flow
+   the importer would have had without the restriction; an exporter's total is capped by its
+   export quota for the item.
 
 Buyers pay their own country's price (plus a premium on leaked tonnes); the exporter's state
 collects the export tax out of that payment, freight takes a share, the seller gets the rest.
