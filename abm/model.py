@@ -849,9 +849,13 @@ class RareEarthModel(mesa.Model):
             st = self.states[s]
             for g in range(G):
                 i = OXIDE[g]
-                calm = self.fill[s, i] >= 0.97 and self.price[i, s] <= 2.0 * self.p0[i]
+                calm = self.fill[s, i] >= 0.95 and self.price[i, s] <= 2.0 * self.p0[i]
                 if calm and st.stockpile_t[g] < target_t[s, g] and st.budget_usd > 0:
-                    buy[s, i] = (target_t[s, g] - st.stockpile_t[g]) / 6.0
+                    # fill the gap over a year, never more than a small share of the market
+                    buy[s, i] = min(
+                        (target_t[s, g] - st.stockpile_t[g]) / 12.0,
+                        self.mk.stockpile_buy_share * use_g[s, g],
+                    )
                 left = st.stockpile_t[g]
                 for y in partners[s]:
                     threshold = self.scenario.countries[y].stockpile_release_fill

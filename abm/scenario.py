@@ -53,6 +53,7 @@ class MarketParams:
     transport_cost_share: float = _f(0.03, 0.0, 1.0, "share of price lost to freight abroad")
     leakage_share: float = _f(0.1, 0.0, 1.0, "share of embargoed flow that leaks via others")
     leakage_premium: float = _f(0.3, 0.0, 5.0, "extra price share paid on leaked tonnes")
+    stockpile_buy_share: float = _f(0.05, 0.0, 1.0, "most a stockpile adds to monthly demand")
     trade_stickiness: float = _f(0.8, 0.0, 1.0, "weight of last month's supplier shares")
     risk_avoidance: float = _f(0.8, 0.0, 1.0, "how far perceived risk turns buyers away")
     demand_elasticity: dict = _f(_goods(0.2, 0.12, 0.08), 0.0, 3.0, "-dlnQ/dlnP", keys=GOODS)
