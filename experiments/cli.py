@@ -53,6 +53,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--out", default=None, help="output folder (default: a new folder in runs/)")
     r.add_argument("--no-counterfactual", action="store_true", help="skip the counterfactual run")
+    pt = sub.add_parser("patterns", help="check history-2010 against the observed record")
+    pt.add_argument("--seeds", type=_pos_int, default=20, help="number of seeds (default 20)")
+    pt.add_argument(
+        "--workers", type=_pos_int, default=None, help="parallel processes (default: all cores)"
+    )
+    pt.add_argument("--out", default=None, help="output folder (default: a new one in runs/)")
     sub.add_parser("scenarios", help="list the built-in scenarios")
     v = sub.add_parser("validate", help="check a scenario file")
     v.add_argument("file", help="a scenario TOML file or built-in name")
@@ -158,6 +164,49 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_patterns(args) -> int:
+    """``lanthanide patterns``: the pattern check over seeds, as a table, CSV and figures."""
+    import os
+    import shutil
+    import tempfile
+
+    from experiments.patterns import overlay_figure, pattern_figure, run_patterns
+
+    res, frames = run_patterns(seeds=args.seeds, workers=args.workers)
+    out = Path(args.out) if args.out else _default_out("patterns")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        res.to_csv(tmp / "patterns.csv", index=False)
+        pattern_figure(res, tmp / "patterns.png")
+        overlay_figure(frames, tmp / "history_overlay.png")
+        if not out.exists():
+            os.replace(tmp, out)
+        else:
+            for f in tmp.iterdir():
+                os.replace(f, out / f.name)
+            tmp.rmdir()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"history-2010 over {args.seeds} seeds against the record")
+    print(
+        f"{'check':48s} {'observed':>10s} {'median':>10s} {'10%':>10s} {'90%':>10s} "
+        f"{'tolerance':>21s}  pass"
+    )
+    for r in res.to_dict("records"):
+        tol = f"{_fmt(r['tolerance_lo'])}..{_fmt(r['tolerance_hi'])}"
+        print(
+            f"{str(r['pattern']) + '. ' + r['check']:48.48s} {_fmt(r['observed']):>10s} "
+            f"{_fmt(r['model_median']):>10s} {_fmt(r['model_p10']):>10s} "
+            f"{_fmt(r['model_p90']):>10s} {tol:>21s}  {'yes' if r['pass'] else 'NO'}"
+        )
+    seven = res[res["pattern"] > 0].groupby("pattern")["pass"].all()
+    print(f"patterns passed: {int(seven.sum())} of {len(seven)}")
+    print(f"wrote {out}/ (patterns.csv, patterns.png, history_overlay.png)")
+    return 0
+
+
 def cmd_scenarios(args) -> int:
     """``lanthanide scenarios``."""
     from abm.scenario import builtin_names, load_scenario
@@ -191,7 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        handler = {"run": cmd_run, "scenarios": cmd_scenarios, "validate": cmd_validate}
+        handler = {
+            "run": cmd_run,
+            "patterns": cmd_patterns,
+            "scenarios": cmd_scenarios,
+            "validate": cmd_validate,
+        }
         return handler[args.command](args)
     except (UsageError, ScenarioError, ScenarioRuntimeError) as exc:
         print(f"lanthanide: error: {exc}", file=sys.stderr)
