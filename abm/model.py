@@ -174,6 +174,7 @@ class RareEarthModel(mesa.Model):
         self._good_of_item = np.array([self._intensity_good(i) for i in range(I)])
         self._sell_mask = self._seller_mask()
         self._risk_buyer = (kinds != FirmKind.MINER).astype(float)
+        self._must_run = np.array([cp.must_run_share for cp in scenario.countries])
         self._risk_cache: tuple[int, np.ndarray] = (-1, np.zeros((C, C)))
         self._reo_total = self.reo_per_item.sum(axis=1)
         self._init_stocks()
@@ -611,6 +612,9 @@ class RareEarthModel(mesa.Model):
         monthly = np.where(f.active[pr] & ~f.idle[pr], f.capacity[pr] / 12.0, 0.0)
         rate = f.run_rate[pr, 0]
         rate += RATE_ADJUST * (supply_response(self._op_margin[pr]) - rate)
+        # state-backed mines keep a floor of output whatever the margin (must_run_share)
+        floor = self._must_run[f.country[pr]] * (kind == FirmKind.MINER)
+        rate = np.maximum(rate, floor)
         f.run_rate[pr, 0] = rate
         out = np.zeros((self.P, I))
         used = np.zeros((self.P, I))
@@ -1296,7 +1300,8 @@ class RareEarthModel(mesa.Model):
         producing = f.active & ~f.idle & (f.kind != FirmKind.MANUFACTURER) & (f.capacity > 0)
         losing = producing & (self._op_margin < 0)
         f.loss_months = np.where(losing, f.loss_months + 1, np.where(producing, 0, f.loss_months))
-        to_idle = producing & (f.loss_months >= fb.idle_after_loss_months)
+        must_run = (self._must_run[f.country] > 0) & (f.kind == FirmKind.MINER)
+        to_idle = producing & ~must_run & (f.loss_months >= fb.idle_after_loss_months)
         f.idle |= to_idle
         restart = f.idle & f.active & (self._op_margin > 0.1) & (f.expected_margin > -0.2)
         if restart.any():

@@ -157,6 +157,7 @@ class CountryParams:
     resolve: float = _f(1.0, 0.0, 100.0, "pain share of output the state bears before it concedes")
     permit_months: int = _f(24, 0, 240, "months")
     mine_build_months: int = _f(0, 0, 240, "months to build a mine here; 0 = the default")
+    must_run_share: float = _f(0.0, 0.0, 1.0, "run-rate floor of state-backed mines")
     demand_t_per_year: dict = _f(_goods(0.0, 0.0, 0.0), 0.0, 1e7, "t REO/yr end use", keys=GOODS)
     demand_growth_per_year: float = _f(0.04, -0.5, 1.0, "share per year")
     magnet_share: dict = _f(
