@@ -32,6 +32,7 @@ from abm.constants import (
     MAG_HT,
     MAG_STD,
     OXIDE,
+    SECTORS,
     C,
     FirmKind,
     G,
@@ -386,6 +387,7 @@ class RareEarthModel(mesa.Model):
                 float(params.get("tension", 1.0)),
                 self.month,
                 params.get("demand", ""),
+                end=end,
             )
         elif etype == "concede":
             for d in self.policy.active_disputes():
@@ -1367,9 +1369,23 @@ class RareEarthModel(mesa.Model):
                 st.last_payoff = self.payoff(st.index)
                 st.strategy.learn(st.last_payoff)
 
+    def industry_output(self, c: int) -> float:
+        """US$ per year of a country's output that depends on rare earths.
+
+        The scenario's ``industry_output_usd_per_year`` when set; otherwise its rare-earth use at
+        the start (t REO) times the sector-weighted value at risk per kg.
+        """
+        cp = self.scenario.countries[c]
+        if cp.industry_output_usd_per_year > 0:
+            return cp.industry_output_usd_per_year
+        reo = float((self.use_c[c] @ self.reo_per_item).sum())
+        value = sum(cp.sector_shares[s] * cp.value_at_risk_usd_per_kg[s] for s in SECTORS)
+        value /= max(sum(cp.sector_shares.values()), 1e-9)
+        return reo * KG_PER_T * value
+
     def pain(self, c: int) -> float:
         """Lost output over the last three months as a share of the country's RE-using output."""
-        out = self.scenario.countries[c].industry_output_usd_per_year / 4.0
+        out = self.industry_output(c) / 4.0
         if out <= 0 or not self.lost_hist:
             return 0.0
         return float(sum(h[c] for h in self.lost_hist[-3:]) / out)
@@ -1396,7 +1412,7 @@ class RareEarthModel(mesa.Model):
         """A state's realised payoff this month from its objective weights (for learning)."""
         w = self.scenario.countries[c].objectives
         flows = self.flows
-        out = max(self.scenario.countries[c].industry_output_usd_per_year / 12.0, 1.0)
+        out = max(self.industry_output(c) / 12.0, 1.0)
         revenue = flows.revenue[c] / out
         industry = -flows.lost_usd[c].sum() / out
         security = float(self.fill[c].mean()) - 1.0

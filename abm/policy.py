@@ -52,6 +52,7 @@ class Dispute:
     demand: str = ""
     conceded_month: int | None = None
     ended_month: int | None = None
+    end: int | None = None  # last month of the dispute if the scenario dates its end
 
     @property
     def active(self) -> bool:
@@ -88,7 +89,11 @@ class PolicyState:
         return [m for m in self.measures.values() if m.type in types]
 
     def expire(self, month: int) -> list[Measure]:
-        """Remove measures whose end has passed; return them."""
+        """Remove measures whose end has passed (and close dated disputes); return them."""
+        for d in self.active_disputes():
+            if d.end is not None and d.end < month:
+                d.ended_month = month
+                self.log.append((month, "scenario", f"dispute {d.id} ended"))
         gone = [m for m in self.measures.values() if m.end is not None and m.end < month]
         for m in gone:
             del self.measures[m.id]
