@@ -133,7 +133,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     imp = imports[:, 0:6].sum(axis=1)
     from_cn = trade[0:6, CHINA, :].sum(axis=0)
     dep = np.where(imp > 1e-9, from_cn / np.where(imp > 1e-9, imp, 1.0), np.nan)
-    others = np.flatnonzero(_CTRY != CHINA)
+    others = np.flatnonzero((_CTRY != CHINA) & np.isfinite(dep))  # countries that imported
     rec.add(month, "import_share_from_china", dep[others], country=others, partner=CHINA)
     # inventories in months of use (manufacturers' REO content), stockpiles
     mf, pr = model.makers, model.producers
@@ -141,8 +141,9 @@ def record_month(model, rec: Recorder, month: int) -> None:
     use = model.by_country(f.use_tpy[mf] @ model.reo_per_item / 12.0, mf)
     factor = (1.0 + model.growth) ** (month / 12.0)
     use = use * factor[:, None]
-    months_cover = np.where(use > 1e-9, inv / np.where(use > 1e-9, use, 1.0), np.nan)
-    rec.add(month, "inventory_months", months_cover.ravel(), **cg)
+    has = use > 1e-9  # countries and goods with manufacturers using them
+    months_cover = inv[has] / use[has]
+    rec.add(month, "inventory_months", months_cover, country=cg_c[has], good=cg_g[has])
     pile = np.array([st.stockpile_t for st in model.states])
     rec.add(month, "stockpile_t", pile.ravel(), **cg)
     # capacity online, under construction and idle by country and stage (3 = recycling)
