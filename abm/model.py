@@ -176,6 +176,11 @@ class RareEarthModel(mesa.Model):
         self._sell_mask = self._seller_mask()
         self._risk_buyer = (kinds != FirmKind.MINER).astype(float)
         self._must_run = np.array([cp.must_run_share for cp in scenario.countries])
+        # fixed per-manufacturer quantities used by the reporters
+        mf = self.makers
+        self.maker_use_reo = self.by_country(self.firms.use_tpy[mf] @ self.reo_per_item / 12.0, mf)
+        self.maker_weight = self.firms.use_tpy[mf].sum(axis=1)
+        self.makers_per_country = self.by_country(np.ones(self.maker_weight.size), mf)
         self._risk_cache: tuple[int, np.ndarray] = (-1, np.zeros((C, C)))
         self._reo_total = self.reo_per_item.sum(axis=1)
         self._init_stocks()
@@ -745,6 +750,8 @@ class RareEarthModel(mesa.Model):
     def _pool_share(self) -> np.ndarray:
         """(N,) share of a new project's capex the host's finance pool would cover."""
         f = self.firms
+        if not self.finance_pool.any():
+            return np.zeros(f.n)
         k = np.clip(f.kind.astype(int), 0, len(KIND_CODES) - 1)
         pool = self.finance_pool[f.country, k]
         size = np.where(f.prospect, f.prospect_size, self.fb.expansion_share * f.capacity)

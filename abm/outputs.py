@@ -26,6 +26,8 @@ _CTRY = np.arange(C)
 _IDX_ITEM_GOOD = np.array(ITEM_GOOD)
 _IDX_ITEM_STAGE = np.array(ITEM_STAGE)
 SEG_CHINA, SEG_WORLD, SEG_LOCAL = 0, 1, 2
+_GRID_IC = np.meshgrid(np.arange(I), _CTRY, indexing="ij")
+_GRID_CS = np.meshgrid(_CTRY, np.arange(4), indexing="ij")
 KIND_STAGE = {
     FirmKind.MINER: 0,
     FirmKind.SEPARATOR: 1,
@@ -61,7 +63,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
         segment=SEG_CHINA,
     )
     rec.add(month, "price", wp, good=_IDX_ITEM_GOOD, stage=_IDX_ITEM_STAGE, segment=SEG_WORLD)
-    grid_i, grid_c = np.meshgrid(np.arange(I), _CTRY, indexing="ij")
+    grid_i, grid_c = _GRID_IC
     rec.add(
         month,
         "price",
@@ -138,7 +140,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     # inventories in months of use (manufacturers' REO content), stockpiles
     mf, pr = model.makers, model.producers
     inv = model.by_country(f.stock[mf] @ model.reo_per_item, mf)
-    use = model.by_country(f.use_tpy[mf] @ model.reo_per_item / 12.0, mf)
+    use = model.maker_use_reo  # (C, G) t REO per month at intensity 1, fixed
     factor = (1.0 + model.growth) ** (month / 12.0)
     use = use * factor[:, None]
     has = use > 1e-9  # countries and goods with manufacturers using them
@@ -153,15 +155,15 @@ def record_month(model, rec: Recorder, month: int) -> None:
     online = np.bincount(key, weights=cap, minlength=4 * C)
     building = np.bincount(key, weights=f.proj_size[pr], minlength=4 * C)
     idle = np.bincount(key, weights=cap * f.idle[pr], minlength=4 * C)
-    cs_c, cs_s = np.meshgrid(_CTRY, np.arange(4), indexing="ij")
+    cs_c, cs_s = _GRID_CS
     cs = {"country": cs_c.ravel(), "stage": cs_s.ravel()}
     rec.add(month, "capacity_t_per_year", online, **cs)
     rec.add(month, "construction_t_per_year", building, **cs)
     rec.add(month, "idle_capacity_t_per_year", idle, **cs)
     rec.add(month, "bankruptcies", model.bankruptcies, country=_CTRY)
     # intensity and perceived risk
-    weight = f.use_tpy[mf].sum(axis=1)
-    n_m = model.by_country(np.ones(weight.size), mf)
+    weight = model.maker_weight  # each manufacturer's total use (fixed)
+    n_m = model.makers_per_country
     s_ = model.by_country(f.intensity[mf] * weight[:, None], mf)
     w_ = model.by_country(weight, mf)[:, None]
     inten = np.where(w_ > 0, s_ / np.where(w_ > 0, w_, 1.0), np.nan)
