@@ -180,6 +180,7 @@ class RareEarthModel(mesa.Model):
         mf = self.makers
         self.maker_use_reo = self.by_country(self.firms.use_tpy[mf] @ self.reo_per_item / 12.0, mf)
         self.maker_weight = self.firms.use_tpy[mf].sum(axis=1)
+        self._monthly_use = self.firms.use_tpy[mf] / 12.0
         self.makers_per_country = self.by_country(np.ones(self.maker_weight.size), mf)
         self._risk_cache: tuple[int, np.ndarray] = (-1, np.zeros((C, C)))
         self._reo_total = self.reo_per_item.sum(axis=1)
@@ -816,7 +817,7 @@ class RareEarthModel(mesa.Model):
         pr, mf = self.producers, self.makers
         factor = self._demand_factor()  # (C, I)
         m_country = f.country[mf]
-        need = f.use_tpy[mf] / 12.0 * factor[m_country] * f.intensity[mf][:, self._good_of_item]
+        need = self._monthly_use * factor[m_country] * f.intensity[mf][:, self._good_of_item]
         # each buyer's risk, weighted by where its country bought each item last month
         risk = f.risk[mf]
         r_eff = np.empty_like(need)
@@ -1103,7 +1104,7 @@ class RareEarthModel(mesa.Model):
         fill = np.where(dem > 1e-12, bought_c / np.maximum(dem, 1e-12), 1.0)  # (C, I)
         cost_t = np.where(bought_c > 1e-12, paid_c / np.maximum(bought_c, 1e-12), 0.0)
         got = orders["orders"] * fill[f.country]
-        pay_n = (got * cost_t[f.country]).sum(axis=1)
+        pay_n = np.einsum("ni,ni->n", got, cost_t[f.country])
         f.stock += got
         f.cash -= pay_n
         manuf_paid = pay_n[mf]
