@@ -128,7 +128,8 @@ def _print_summary(summary: dict, out: Path, manifest: dict) -> None:
         )
     c = summary["concession"]
     conc = f"obtained {c['date']}" if c["obtained"] else "not obtained"
-    print(f"concession: {conc}   verdict: {summary['verdict']}")
+    verdict = summary["verdict"] or "- (no counterfactual run)"
+    print(f"concession: {conc}   verdict: {verdict}")
     walls = manifest["wall_seconds"]
     print(f"simulation time: {', '.join(f'{k} {v:.2f} s' for k, v in walls.items())}")
     print(
