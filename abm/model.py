@@ -606,6 +606,8 @@ class RareEarthModel(mesa.Model):
         done = (f.proj_size > 0) & (f.proj_left <= 0)
         if done.any():
             f.capacity[done] += f.proj_size[done]
+            f.ramp_cap[done] = f.proj_size[done]
+            f.ramp_left[done] = self.fb.ramp_up_months
             f.active[done] = True
             f.prospect[done] = False
             f.prospect_size[done] = 0.0
@@ -617,7 +619,12 @@ class RareEarthModel(mesa.Model):
         kind = f.kind[pr]
         basket = f.basket[pr]
         stock = f.stock[pr]
-        monthly = np.where(f.active[pr] & ~f.idle[pr], f.capacity[pr] / 12.0, 0.0)
+        monthly = self._monthly_capacity()
+        # new capacity ramps up linearly over ramp_up_months
+        ramping = f.ramp_left[pr] > 0
+        if ramping.any():
+            f.ramp_left[pr] = np.maximum(f.ramp_left[pr] - 1, 0)
+            f.ramp_cap[pr] = np.where(f.ramp_left[pr] > 0, f.ramp_cap[pr], 0.0)
         rate = f.run_rate[pr, 0]
         rate += RATE_ADJUST * (supply_response(self._op_margin[pr]) - rate)
         # state-backed mines keep a floor of output whatever the margin (must_run_share)
@@ -678,6 +685,13 @@ class RareEarthModel(mesa.Model):
             "units": units,
             "hold_limit": limit,
         }
+
+    def _monthly_capacity(self) -> np.ndarray:
+        """(P,) t per month producers can make: running capacity less what is still ramping."""
+        f, pr = self.firms, self.producers
+        ramp = max(self.fb.ramp_up_months, 1)
+        cap = f.capacity[pr] - f.ramp_cap[pr] * (f.ramp_left[pr] / ramp)
+        return np.where(f.active[pr] & ~f.idle[pr], np.maximum(cap, 0.0) / 12.0, 0.0)
 
     def _sales_plan(self, exp: np.ndarray, held: np.ndarray, cap: np.ndarray) -> np.ndarray:
         """Output a processor plans: expected sales plus half the gap to its stock target.
@@ -833,7 +847,7 @@ class RareEarthModel(mesa.Model):
         # processors: inputs for the output they expect to sell, plus a base inventory
         kind = f.kind[pr]
         stock = f.stock[pr]
-        monthly = np.where(f.active[pr] & ~f.idle[pr], f.capacity[pr] / 12.0, 0.0)
+        monthly = self._monthly_capacity()
         # separators buy concentrate to run at the rate their margin supports
         sep = kind == FirmKind.SEPARATOR
         ox_plan = self._sales_plan(

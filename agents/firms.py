@@ -70,6 +70,8 @@ class FirmState:
     bankrupt_month: np.ndarray  # (N,) month of bankruptcy, -1 if none
     permitted: np.ndarray  # (N,) holds its permits already (a project needs no permit time)
     build_months: np.ndarray  # (N,) firm-specific build time, 0 = the kind's default
+    ramp_cap: np.ndarray  # (N,) t/yr of new capacity still ramping up
+    ramp_left: np.ndarray  # (N,) months of ramp-up left
     exp_sales: np.ndarray  # (N, I) expected monthly sales per item (adaptive)
     utilisation: np.ndarray  # (N,) smoothed output / capacity
     run_rate: np.ndarray  # (N, G) share of capacity a producer plans to run at (per group for
@@ -303,6 +305,8 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
         bankrupt_month=np.full(n, -1, dtype=np.int32),
         permitted=np.zeros(n, dtype=bool),
         build_months=np.zeros(n, dtype=np.int32),
+        ramp_cap=np.zeros(n),
+        ramp_left=np.zeros(n, dtype=np.int32),
         exp_sales=np.zeros((n, I)),
         utilisation=np.ones(n),
         run_rate=np.full((n, G), 0.9),
