@@ -16,6 +16,7 @@ scheduling") line for line:
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import mesa
@@ -57,7 +58,7 @@ from agents.firms import (
     supply_response,
 )
 from agents.states import StateAgent
-from agents.strategies import DisputeView, Observation
+from agents.strategies import DisputeView, Observation, ScriptedStrategy
 
 PROBE_SHARE = 0.05
 """Floor on a processor's expected sales, as a share of its capacity."""
@@ -161,6 +162,7 @@ class RareEarthModel(mesa.Model):
         self.external_out = 0.0
         self.concession: tuple[str, int] | None = None
         self.flows: MonthFlows | None = None
+        self.forecasting = False  # True in a copy made by fork() for a lookahead
         self.comp = output_composition(self.firms, mk)
         self._flat_index: dict[tuple, np.ndarray] = {}
         # firms come in two blocks: producers (rows < P) and manufacturers (rows >= P)
@@ -531,6 +533,7 @@ class RareEarthModel(mesa.Model):
             stockpile_target_days=self.stockpile_target_days()[c],
             disputes=disputes,
             own_measures=own,
+            forecast=None if self.forecasting else (lambda acts, n: self.forecast(c, acts, n)),
         )
 
     def risk_by_country(self) -> np.ndarray:
@@ -1454,12 +1457,75 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 8. data collection
 
     def _collect(self) -> None:
+        if self.forecasting:
+            return
         from abm.outputs import record_month
 
         self.dates.append(self.date)
         record_month(self, self.recorder, self.month)
 
     # ------------------------------------------------------------------ running
+
+    def fork(self) -> RareEarthModel:
+        """A copy of the world for a forecast: state copied, scenario shared, no recording.
+
+        The copy has its own generator (seeded from the current state of this one, which is not
+        advanced), and its states do nothing new (bounded foresight: a forecasting state assumes
+        the others keep their current measures).
+        """
+        new = copy.copy(self)
+        new.forecasting = True
+        new.firms = self.firms.copy()
+        new.policy = copy.deepcopy(self.policy)
+        for name in (
+            "price",
+            "exp_price",
+            "premium",
+            "fill",
+            "supplier_share",
+            "demand_mult",
+            "finance_pool",
+            "rd_pressure",
+            "restart_due",
+            "bankruptcies",
+            "_op_margin",
+        ):
+            setattr(new, name, getattr(self, name).copy())
+        new.lost_hist = list(self.lost_hist)
+        new._risk_cache = (-1, self._risk_cache[1])
+        new.rng = np.random.default_rng()
+        new.rng.bit_generator.state = copy.deepcopy(self.rng.bit_generator.state)
+        new.states = []
+        for st in self.states:
+            twin = copy.copy(st)
+            twin.stockpile_t = st.stockpile_t.copy()
+            twin.strategy = ScriptedStrategy()
+            new.states.append(twin)
+        return new
+
+    def forecast(self, c: int, actions: list[dict], months: int) -> float:
+        """State ``c``'s total payoff over ``months`` months if it takes ``actions`` now.
+
+        Called during phase 2 of a month: the copy applies the actions, finishes this month
+        (phases 3 to 8) and runs ``months - 1`` more.
+        """
+        new = self.fork()
+        name = self.states[c].name
+        for action in actions:
+            new.apply_action(action, name)
+        total = 0.0
+        for k in range(max(months, 1)):
+            if k > 0:
+                new._apply_scheduled_events()
+                new._states_decide()
+            plan = new._plan_production()
+            orders = new._set_orders(plan)
+            market = new._clear_markets(orders)
+            new._settle(plan, orders, market)
+            new._learn()
+            new.month += 1
+            total += new.payoff(c)
+        return total
 
     def run(self) -> None:
         """Step to the horizon."""

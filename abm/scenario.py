@@ -39,8 +39,8 @@ def _goods(light, ndpr, heavy):
 
 
 ITEM_KEYS = tuple(f"{g}_{s}" for g, s in ITEMS)
-STRATEGIES = ("scripted", "rule")
-"""Strategies a state may use (learning strategies are added in agents/strategies.py)."""
+STRATEGIES = ("scripted", "rule", "roth_erev", "ewa", "lookahead")
+"""Strategies a state may use (agents/strategies.py, agents/learning.py)."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ class StateAgent(mesa.Agent):
         self.budget_usd = float(params.budget_usd)
         self.stockpile_t = np.array([params.stockpile_t[g] for g in GOODS], dtype=float)
         self.strategy = strategy if strategy is not None else make_strategy(params.strategy)
+        if hasattr(self.strategy, "bind"):  # learners draw from the model's generator
+            self.strategy.bind(model.rng, params.decision_every_months)
         self.spent_usd = 0.0
         self.last_payoff = 0.0
 

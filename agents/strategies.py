@@ -11,6 +11,7 @@ rule-based strategies ignore the payoff, learning strategies (a later layer) use
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +53,9 @@ class Observation:
     stockpile_target_days: float
     disputes: tuple[DisputeView, ...] = ()
     own_measures: tuple[str, ...] = ()
+    forecast: Callable[[list[dict], int], float] | None = None
+    """The state's payoff over N months if it takes these actions now (simulated on a copy of
+    the world); None inside a forecast."""
 
 
 class Strategy:
@@ -190,16 +194,23 @@ class RuleStrategy(Strategy):
         return actions
 
 
-STRATEGY_CLASSES: dict[str, type[Strategy]] = {
-    "scripted": ScriptedStrategy,
-    "rule": RuleStrategy,
-}
+def strategy_classes() -> dict[str, type[Strategy]]:
+    """Every strategy a scenario can name."""
+    from agents.learning import EWAStrategy, LookaheadStrategy, RothErevStrategy
+
+    return {
+        "scripted": ScriptedStrategy,
+        "rule": RuleStrategy,
+        "roth_erev": RothErevStrategy,
+        "ewa": EWAStrategy,
+        "lookahead": LookaheadStrategy,
+    }
 
 
 def make_strategy(name: str) -> Strategy:
     """Instantiate a strategy by its scenario name."""
     try:
-        return STRATEGY_CLASSES[name]()
+        return strategy_classes()[name]()
     except KeyError:
-        allowed = ", ".join(STRATEGY_CLASSES)
+        allowed = ", ".join(strategy_classes())
         raise ScenarioError(f"strategy: {name!r} is not available; allowed: {allowed}") from None
