@@ -168,3 +168,122 @@ def paired(run: dict, cf: dict) -> dict:
         d = a - b if not (math.isnan(a) or math.isnan(b)) else math.nan
         out[k] = {"run": clean(a), "counterfactual": clean(b), "delta": clean(d)}
     return out
+
+
+def _fmt_t(x: float) -> str:
+    return f"{x:+,.0f} t/yr"
+
+
+def explain(
+    run_df: pd.DataFrame,
+    cf_df: pd.DataFrame,
+    target: str,
+    coercer: str,
+    parts: dict,
+    concession: dict,
+    limit: int = 6,
+) -> list[str]:
+    """A short list of the largest contributions to the verdict, computed from the outputs.
+
+    Items whose backfire test held come first; each sentence names its size and, where it
+    helps, who carried it (the country or sector with the largest share).
+    """
+    items: list[tuple[float, str]] = []
+    # concession
+    if concession["obtained"]:
+        ten = series(run_df, "tension", country=coercer, partner=target)
+        opened = pd.Timestamp(ten.index[0]).strftime("%Y-%m") if len(ten) else "?"
+        items.append((10.0, f"{target} conceded in {concession['date']} (dispute opened {opened})"))
+    else:
+        items.append((0.5, f"{target} did not concede"))
+    # share of world mining
+    d_pp = parts["share_delta_pp"]
+    if not math.isnan(d_pp):
+        weight = 5.0 + abs(d_pp) if parts["backfire_tests"]["share_loss"] else abs(d_pp) / 2
+        items.append(
+            (
+                weight,
+                f"{coercer}'s share of world mining {d_pp:+.1f} pp against the "
+                "counterfactual (last 12 months)",
+            )
+        )
+
+    # capacity outside the coercer, by country
+    def cap_by_country(df):
+        c = df[
+            (df["variable"] == "capacity_t_per_year")
+            & (df["country"] != coercer)
+            & df["stage"].isin(["concentrate", "oxide"])
+        ]
+        last = c["date"].max()
+        return c[c["date"] == last].groupby("country", observed=True)["value"].sum()
+
+    delta = cap_by_country(run_df).sub(cap_by_country(cf_df), fill_value=0.0)
+    total = float(delta.sum())
+    if abs(total) >= 1.0:
+        lead = delta.abs().idxmax()
+        share = float(delta[lead] / total) if total else 0.0
+        horizon = pd.Timestamp(run_df["date"].max()).strftime("%Y-%m")
+        text = (
+            f"capacity outside {coercer} (mining + separation) {_fmt_t(total)} by {horizon}"
+            f" against the counterfactual, of which {lead} {share:.0%}"
+        )
+        weight = (
+            5.0 + abs(parts["capacity_gain_share"]) * 10
+            if parts["backfire_tests"]["capacity_gain"]
+            else abs(parts["capacity_gain_share"]) * 10
+        )
+        items.append((weight, text))
+    # revenue
+    r = parts["revenue_change_share"]
+    weight = 5.0 + abs(r) * 10 if parts["backfire_tests"]["revenue_loss"] else abs(r) * 10
+    items.append(
+        (weight, f"{coercer}'s discounted rare-earth revenue {r:+.1%} against the counterfactual")
+    )
+    # the target's shortages and its stockpile
+    fill = run_df[(run_df["variable"] == "fill_rate") & (run_df["country"] == target)]
+    fill = fill.groupby("date", observed=True)["value"].min()
+    short = fill[fill < 0.95].index
+    if len(short):
+        pile = series(run_df, "stockpile_t", country=target)
+        drawn = (pile.diff() < -1e-6).reindex(short, fill_value=False)
+        items.append(
+            (
+                1.0 + len(short) / 12,
+                f"{target}'s stockpile covered {int(drawn.sum())} of {len(short)} shortage months",
+            )
+        )
+    # lost output, by sector
+    lost = run_df[(run_df["variable"] == "lost_output_usd") & (run_df["country"] == target)]
+    lost_cf = float(series(cf_df, "lost_output_usd", country=target).sum())
+    if len(lost):
+        by_sector = lost.groupby("sector", observed=True)["value"].sum()
+        tot = float(by_sector.sum())
+        if tot > 0:
+            top = by_sector.idxmax()
+            items.append(
+                (
+                    1.0 + abs(tot - lost_cf) / max(tot, 1.0),
+                    f"{target} lost US${tot / 1e9:,.2f} bn of output "
+                    f"({(tot - lost_cf) / 1e9:+,.2f} bn against the counterfactual), "
+                    f"{by_sector[top] / tot:.0%} in {top}",
+                )
+            )
+    # price peak
+    best = None
+    for good in ("light", "ndpr", "heavy"):
+        p = series(run_df, "price", segment="world", good=good, stage="oxide")
+        if len(p):
+            rel = p / p.iloc[0]
+            k = int(np.argmax(rel.to_numpy()))
+            if best is None or rel.iloc[k] > best[0]:
+                best = (float(rel.iloc[k]), good, pd.Timestamp(rel.index[k]).strftime("%Y-%m"))
+    if best:
+        items.append(
+            (
+                math.log(max(best[0], 1.0)),
+                f"world {best[1]} oxide price peaked at {best[0]:.1f}x its start in {best[2]}",
+            )
+        )
+    items.sort(key=lambda t: -t[0])
+    return [text for _, text in items[:limit]]

@@ -130,6 +130,8 @@ def _print_summary(summary: dict, out: Path, manifest: dict) -> None:
     conc = f"obtained {c['date']}" if c["obtained"] else "not obtained"
     verdict = summary["verdict"] or "- (no counterfactual run)"
     print(f"concession: {conc}   verdict: {verdict}")
+    for line in summary.get("explanation") or []:
+        print(f"  - {line}")
     walls = manifest["wall_seconds"]
     print(f"simulation time: {', '.join(f'{k} {v:.2f} s' for k, v in walls.items())}")
     print(

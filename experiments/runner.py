@@ -26,7 +26,7 @@ import mesa
 import pandas as pd
 
 from abm.model import RareEarthModel
-from abm.outcomes import compute_outcomes, concession_of, paired, verdict_parts
+from abm.outcomes import compute_outcomes, concession_of, explain, paired, verdict_parts
 from abm.scenario import Scenario, counterfactual, load_scenario
 
 
@@ -152,9 +152,10 @@ def summarise(scn: Scenario, run_df: pd.DataFrame, cf_df: pd.DataFrame | None) -
         parts = verdict_parts(run_o, cf_o, conc["obtained"], scn.verdict)
         v = parts["verdict"]
         tests = parts["backfire_tests"]
+        why = explain(run_df, cf_df, scn.target, scn.coercer, parts, conc)
     else:
         cf_o = {k: float("nan") for k in run_o}
-        v, tests = None, None
+        v, tests, why = None, None, []
     return {
         "scenario": scn.name,
         "seed": scn.seed,
@@ -164,6 +165,7 @@ def summarise(scn: Scenario, run_df: pd.DataFrame, cf_df: pd.DataFrame | None) -
         "coercer": scn.coercer,
         "verdict": v,
         "backfire_tests": tests,
+        "explanation": why,
         "concession": conc,
         "outcomes": paired(run_o, cf_o),
     }
