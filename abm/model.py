@@ -154,6 +154,7 @@ class RareEarthModel(mesa.Model):
         self.fill = np.ones((C, I))
         self.supplier_share = np.zeros((I, C, C))  # [item, buyer, origin]
         self.lost_hist: list[np.ndarray] = []
+        self.restr_hist: list[np.ndarray] = []  # restriction matrix of each month
         self.bankruptcies = np.zeros(C)
         self.finance_pool = np.zeros((C, len(KIND_CODES)))
         self.rd_pressure = np.zeros(C)
@@ -1206,7 +1207,9 @@ class RareEarthModel(mesa.Model):
         recycler = f.kind[pr] == FirmKind.RECYCLER
         production = self.by_country(plan["out"] * ~recycler[:, None], pr)
         rec_cg = self.by_country(plan["recycled"][:, None] * f.basket[pr] * recycler[:, None], pr)
+        restriction = self.policy.restriction_matrix(self.month)
         self.lost_hist.append(lost_cs.sum(axis=1))
+        self.restr_hist.append(restriction)
         self.flows = MonthFlows(
             production=production,
             recycled=rec_cg,
@@ -1214,7 +1217,7 @@ class RareEarthModel(mesa.Model):
             clearings=market["clearings"],
             lost_usd=lost_cs,
             revenue=revenue,
-            restriction=self.policy.restriction_matrix(self.month),
+            restriction=restriction,
         )
         self._market = market
         f.exp_sales[pr] += SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales[pr]) * self._sell_mask
@@ -1386,7 +1389,7 @@ class RareEarthModel(mesa.Model):
             )
         # disputes: the target concedes when its pain outweighs its resolve
         for d in self.policy.active_disputes():
-            if self.pain(d.target) > self.resolve(d.target):
+            if self.pain(d.target, d.coercer) > self.resolve(d.target):
                 self._concede(d)
         # strategies learn from realised payoffs (a no-op for scripted and rule)
         for st in self.states:
@@ -1408,12 +1411,19 @@ class RareEarthModel(mesa.Model):
         value /= max(sum(cp.sector_shares.values()), 1e-9)
         return reo * KG_PER_T * value
 
-    def pain(self, c: int) -> float:
-        """Lost output over the last three months as a share of the country's RE-using output."""
+    def pain(self, c: int, coercer: int | None = None) -> float:
+        """Lost output over the last three months as a share of the country's RE-using output.
+
+        With ``coercer``, only months in which that state restricted ``c``'s supply count: the
+        pain a dispute inflicts, not shortages the target would have had anyway.
+        """
         out = self.industry_output(c) / 4.0
         if out <= 0 or not self.lost_hist:
             return 0.0
-        return float(sum(h[c] for h in self.lost_hist[-3:]) / out)
+        months = zip(self.lost_hist[-3:], self.restr_hist[-3:], strict=True)
+        if coercer is None:
+            return float(sum(h[c] for h, _ in months) / out)
+        return float(sum(h[c] for h, r in months if r[coercer, c] > 0) / out)
 
     def resolve(self, c: int) -> float:
         """Pain a target bears before conceding: base resolve, raised by stockpiles and allies."""
@@ -1492,6 +1502,7 @@ class RareEarthModel(mesa.Model):
         ):
             setattr(new, name, getattr(self, name).copy())
         new.lost_hist = list(self.lost_hist)
+        new.restr_hist = list(self.restr_hist)
         new._risk_cache = (-1, self._risk_cache[1])
         new.rng = np.random.default_rng()
         new.rng.bit_generator.state = copy.deepcopy(self.rng.bit_generator.state)

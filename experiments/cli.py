@@ -59,6 +59,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "--workers", type=_pos_int, default=None, help="parallel processes (default: all cores)"
     )
     pt.add_argument("--out", default=None, help="output folder (default: a new one in runs/)")
+    cs = sub.add_parser("compare-strategies", help="verdicts under every state strategy")
+    cs.add_argument("scenario", help="built-in name or TOML file")
+    cs.add_argument("--seeds", type=_pos_int, default=10, help="seeds per strategy (default 10)")
+    cs.add_argument("--months", type=_pos_int, default=None, help="horizon in months")
+    cs.add_argument("--workers", type=_pos_int, default=None, help="processes (default: all cores)")
+    cs.add_argument("--out", default=None, help="output folder (default: a new one in runs/)")
+    ct = sub.add_parser("contrasts", help="temporary/sustained, targeted/global, heavy/broad")
+    ct.add_argument("--seeds", type=_pos_int, default=10, help="seeds per design (default 10)")
+    ct.add_argument("--months", type=_pos_int, default=120, help="horizon (default 120)")
+    ct.add_argument("--workers", type=_pos_int, default=None, help="processes (default: all cores)")
+    ct.add_argument("--out", default=None, help="output folder (default: a new one in runs/)")
     sub.add_parser("scenarios", help="list the built-in scenarios")
     v = sub.add_parser("validate", help="check a scenario file")
     v.add_argument("file", help="a scenario TOML file or built-in name")
@@ -167,22 +178,16 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_patterns(args) -> int:
-    """``lanthanide patterns``: the pattern check over seeds, as a table, CSV and figures."""
+def _atomic_dir(out: Path, write) -> Path:
+    """Call ``write(tmp)`` on a hidden temporary folder, then move it into place."""
     import os
     import shutil
     import tempfile
 
-    from experiments.patterns import overlay_figure, pattern_figure, run_patterns
-
-    res, frames = run_patterns(seeds=args.seeds, workers=args.workers)
-    out = Path(args.out) if args.out else _default_out("patterns")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        res.to_csv(tmp / "patterns.csv", index=False)
-        pattern_figure(res, tmp / "patterns.png")
-        overlay_figure(frames, tmp / "history_overlay.png")
+        write(tmp)
         if not out.exists():
             os.replace(tmp, out)
         else:
@@ -192,6 +197,95 @@ def cmd_patterns(args) -> int:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return out
+
+
+def _print_tally(summary) -> None:
+    print(
+        f"{'':36s} {'runs':>5s} {'succ.':>6s} {'backf.':>6s} {'mixed':>6s} {'none':>6s} "
+        f"{'conc.':>6s} {'share pp':>9s} {'cap t/yr':>10s} {'revenue':>8s}"
+    )
+    for r in summary.to_dict("records"):
+        print(
+            f"{r['label'][:36]:36s} {r['runs']:>5d} {r['share_succeeded']:>6.0%} "
+            f"{r['share_backfired']:>6.0%} {r['share_mixed']:>6.0%} {r['share_no_effect']:>6.0%} "
+            f"{r['concession_rate']:>6.0%} {r['median_share_delta_pp']:>+9.1f} "
+            f"{r['median_capacity_delta_t_per_year']:>+10,.0f} "
+            f"{r['median_revenue_delta_share']:>+8.1%}"
+        )
+
+
+def cmd_compare(args) -> int:
+    """``lanthanide compare-strategies``."""
+    from abm.scenario import load_scenario
+    from experiments.compare import compare_strategies, tally, verdict_chart
+
+    load_scenario(args.scenario)  # validate first: a bad file fails before any run
+    runs = compare_strategies(
+        args.scenario, seeds=args.seeds, workers=args.workers, months=args.months
+    )
+    summary = tally(runs)
+    out = Path(args.out) if args.out else _default_out(f"compare-{Path(args.scenario).stem}")
+
+    def write(tmp: Path) -> None:
+        runs.to_csv(tmp / "runs.csv", index=False)
+        summary.to_csv(tmp / "strategies.csv", index=False)
+        verdict_chart(
+            summary,
+            tmp / "verdicts.png",
+            f"{args.scenario}: verdicts by state strategy ({args.seeds} seeds)",
+        )
+
+    _atomic_dir(out, write)
+    print(
+        f"{args.scenario}: verdicts by state strategy over {args.seeds} seeds "
+        "(medians are deltas against the counterfactual)"
+    )
+    _print_tally(summary)
+    print(f"wrote {out}/ (runs.csv, strategies.csv, verdicts.png)")
+    return 0
+
+
+def cmd_contrasts(args) -> int:
+    """``lanthanide contrasts``."""
+    from experiments.compare import contrast_instruments, tally, verdict_chart
+
+    runs = contrast_instruments(seeds=args.seeds, workers=args.workers, months=args.months)
+    summary = tally(runs)
+    out = Path(args.out) if args.out else _default_out("contrasts")
+
+    def write(tmp: Path) -> None:
+        runs.to_csv(tmp / "runs.csv", index=False)
+        summary.to_csv(tmp / "contrasts.csv", index=False)
+        verdict_chart(
+            summary,
+            tmp / "verdicts.png",
+            f"Restriction designs on baseline-2025 ({args.seeds} seeds)",
+        )
+
+    _atomic_dir(out, write)
+    print(
+        f"restriction designs on baseline-2025 over {args.seeds} seeds, {args.months} months "
+        "(medians are deltas against the counterfactual)"
+    )
+    _print_tally(summary)
+    print(f"wrote {out}/ (runs.csv, contrasts.csv, verdicts.png)")
+    return 0
+
+
+def cmd_patterns(args) -> int:
+    """``lanthanide patterns``: the pattern check over seeds, as a table, CSV and figures."""
+    from experiments.patterns import overlay_figure, pattern_figure, run_patterns
+
+    res, frames = run_patterns(seeds=args.seeds, workers=args.workers)
+    out = Path(args.out) if args.out else _default_out("patterns")
+
+    def write(tmp: Path) -> None:
+        res.to_csv(tmp / "patterns.csv", index=False)
+        pattern_figure(res, tmp / "patterns.png")
+        overlay_figure(frames, tmp / "history_overlay.png")
+
+    _atomic_dir(out, write)
     print(f"history-2010 over {args.seeds} seeds against the record")
     print(
         f"{'check':48s} {'observed':>10s} {'median':>10s} {'10%':>10s} {'90%':>10s} "
@@ -246,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         handler = {
             "run": cmd_run,
             "patterns": cmd_patterns,
+            "compare-strategies": cmd_compare,
+            "contrasts": cmd_contrasts,
             "scenarios": cmd_scenarios,
             "validate": cmd_validate,
         }
