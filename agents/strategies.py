@@ -6,7 +6,7 @@ The model validates and applies actions with the same code as scenario events, s
 strategy (or a human player) can do, a scenario can script, and the reverse.
 
 Every strategy has ``decide(obs) -> list[dict]`` and ``learn(payoff) -> None``; scripted and
-rule-based strategies ignore the payoff, learning strategies (a later layer) use it.
+rule-based strategies ignore the payoff, learning strategies (agents/learning.py) use it.
 """
 
 from __future__ import annotations
