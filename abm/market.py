@@ -207,12 +207,13 @@ def clear_items(
     normal = np.where(wsum > _EPS, w / np.where(wsum > _EPS, wsum, 1.0), 0.0) * d_rem[:, None, :]
     cap = np.where(restricted, access * normal, np.inf)
     cap = np.where(off_diag, cap, 0.0)
-    e_rem = exportable.copy()
+    e_rem = exportable.copy()  # what each exporter may still ship (stock within its quota)
+    s_left = s_rem.copy()  # its stock left: importers ask in proportion to this
     m_rem = d_rem.copy()
     trade = np.zeros((K, n, n))
     for _ in range(rounds):
         can = (cap > _EPS) & (e_rem[:, :, None] > _EPS)
-        avail = np.where(can, e_rem[:, :, None] * pref, 0.0)
+        avail = np.where(can, s_left[:, :, None] * pref, 0.0)
         tot = avail.sum(axis=1, keepdims=True)
         req = np.where(tot > _EPS, m_rem[:, None, :] * avail / np.where(tot > _EPS, tot, 1.0), 0.0)
         req = np.minimum(req, cap)
@@ -223,6 +224,7 @@ def clear_items(
             break
         trade += f
         e_rem = np.maximum(e_rem - f.sum(axis=2), 0.0)
+        s_left = np.maximum(s_left - f.sum(axis=2), 0.0)
         m_rem = np.maximum(m_rem - f.sum(axis=1), 0.0)
         cap = cap - f
     leak = np.where(leaky & off_diag, trade, 0.0)

@@ -1161,6 +1161,9 @@ class RareEarthModel(mesa.Model):
         # consumption and lost output: each input serves its own product lines, so a shortfall
         # of one input stops the output that depends on it (its REO content times value per kg)
         need = orders["need"]  # (M, I) manufacturers
+        if (f.stock[mf] < -1e-6).any():  # buyers cannot hold less than nothing
+            r = int(np.argmin(f.stock[mf].min(axis=1)))
+            raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
         use = np.minimum(f.stock[mf], need)
         f.stock[mf] -= use
         consumed = use.sum(axis=0)

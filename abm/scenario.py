@@ -624,7 +624,7 @@ def builtin_names() -> list[str]:
 def _read_toml(ref: str) -> tuple[dict, str]:
     """Read a scenario by built-in name or path; return the table and a label."""
     path = Path(ref)
-    if ref.endswith(".toml") or path.exists():
+    if _is_path(ref):
         if not path.is_file():
             raise ScenarioError(f"scenario: file {ref!r} not found")
         text = path.read_text(encoding="utf-8")
@@ -662,24 +662,37 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def _is_path(ref: str) -> bool:
+    """A reference is a file path when it ends in .toml, names a folder, or is a real file."""
+    return ref.endswith(".toml") or "/" in ref or Path(ref).is_file()
+
+
+def _canonical(ref: str) -> str:
+    """One key per scenario, however it was named (for finding cycles in ``extends``)."""
+    return str(Path(ref).resolve()) if _is_path(ref) else f"builtin:{ref}"
+
+
 def resolve_raw(ref: str, _seen: tuple[str, ...] = ()) -> dict:
-    """Read a scenario and everything it extends, merged into one table."""
+    """Read a scenario and everything it extends, merged into one table.
+
+    A file's relative ``extends`` path is taken from the file's own folder; a bare name is a
+    built-in scenario. A cycle raises :class:`ScenarioError`.
+    """
     data, label = _read_toml(ref)
     parent = data.pop("extends", None)
     if parent is None:
         return data
     if not isinstance(parent, str):
         raise ScenarioError(f"{label}: extends: expected a scenario name or path")
-    if parent in _seen or parent == ref:
-        raise ScenarioError(f"{label}: extends: cycle through {parent!r}")
-    if not (parent.endswith(".toml") or Path(parent).exists()) and "/" not in parent:
-        base = resolve_raw(parent, (*_seen, ref))
-    else:
+    if _is_path(parent):
         ppath = Path(parent)
-        if not ppath.is_absolute() and Path(ref).exists():
+        if not ppath.is_absolute() and _is_path(ref):
             ppath = Path(ref).parent / ppath
-        base = resolve_raw(str(ppath), (*_seen, ref))
-    return _merge(base, data)
+        parent = str(ppath)
+    seen = (*_seen, _canonical(ref))
+    if _canonical(parent) in seen:
+        raise ScenarioError(f"{label}: extends: cycle through {parent!r}")
+    return _merge(resolve_raw(parent, seen), data)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -735,7 +748,10 @@ def build_scenario(raw: dict) -> Scenario:
         raise ScenarioError("countries: expected a table of countries")
     countries = []
     for name in COUNTRIES:
-        table = dict(ctables.get(name, {}))
+        table = ctables.get(name, {})
+        if not isinstance(table, dict):
+            raise ScenarioError(f"countries.{name}: expected a table of fields, got {table!r}")
+        table = dict(table)
         table["name"] = name
         countries.append(_build(CountryParams, table, f"countries.{name}"))
     for name in ctables:

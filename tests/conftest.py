@@ -39,12 +39,16 @@ def scenario_file(tmp_path):
 
 
 def sorted_table(df: pd.DataFrame) -> pd.DataFrame:
-    """A time series table in a canonical row order (for comparing two runs)."""
+    """A time series table in a canonical row order and plain dtypes (to compare two runs).
+
+    Categorical columns become text with "" for null, so ``DataFrame.equals`` compares values
+    whatever the categories and however the rows were ordered.
+    """
     keys = ["run", "date", "variable", *DIMENSIONS]
     out = df.copy()
-    for col in ("run", "variable", *DIMENSIONS):
-        out[col] = out[col].astype(str)
-    return out.sort_values(keys, kind="mergesort").reset_index(drop=True)
+    for col in ("run", "variable", "unit", *DIMENSIONS):
+        out[col] = out[col].astype("string").fillna("").astype(object)
+    return out[REQUIRED_COLUMNS].sort_values(keys, kind="mergesort").reset_index(drop=True)
 
 
 @pytest.fixture

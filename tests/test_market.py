@@ -115,11 +115,6 @@ def test_quota_above_the_exporters_stock_gives_the_same_result_as_none():
     assert not quota.quota_binding.any()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="market bug: importers' requests are weighted by min(stock, quota), not stock, so a "
-    "quota above the exporter's exports still shifts demand to other exporters",
-)
 def test_non_binding_export_quota_gives_the_same_result_as_none():
     open_ = clear([100, 50, 0], [40, 10, 60], [10, 10, 10], rules(3))
     # unrestricted, A exports 36 t of its 60 t left; a 50 t quota does not bind
