@@ -164,6 +164,11 @@ class RareEarthModel(mesa.Model):
         self.concession: tuple[str, int] | None = None
         self.flows: MonthFlows | None = None
         self.forecasting = False  # True in a copy made by fork() for a lookahead
+        # separators can process any mix: they start on the world's mix of oxide use
+        oxide_use = (self.use_c @ self.reo_per_item).sum(axis=0)
+        if oxide_use.sum() > 0:
+            sep = self.firms.kind == FirmKind.SEPARATOR
+            self.firms.basket[sep] = oxide_use / oxide_use.sum()
         self.comp = output_composition(self.firms, mk)
         self._flat_index: dict[tuple, np.ndarray] = {}
         # firms come in two blocks: producers (rows < P) and manufacturers (rows >= P)
@@ -697,15 +702,17 @@ class RareEarthModel(mesa.Model):
         cap = f.capacity[pr] - f.ramp_cap[pr] * (f.ramp_left[pr] / ramp)
         return np.where(f.active[pr] & ~f.idle[pr], np.maximum(cap, 0.0) / 12.0, 0.0)
 
-    def _sales_plan(self, exp: np.ndarray, held: np.ndarray, cap: np.ndarray) -> np.ndarray:
+    def _sales_plan(
+        self, exp: np.ndarray, held: np.ndarray, cap: np.ndarray, probe: np.ndarray | None = None
+    ) -> np.ndarray:
         """Output a processor plans: expected sales plus half the gap to its stock target.
 
         What is held at planning time includes last month's output (next month's sales), so the
         target is ``1 + producer_stock_months`` months of expected sales. Expected sales never
-        fall below a small probe (5% of capacity), so a plant that sold nothing still offers a
-        little and can see demand return. Capped at ``cap``.
+        fall below a small probe (5% of ``probe``, by default the capacity), so a plant that
+        sold nothing still offers a little and can see demand return. Capped at ``cap``.
         """
-        exp = np.maximum(exp, PROBE_SHARE * cap)
+        exp = np.maximum(exp, PROBE_SHARE * (cap if probe is None else probe))
         target = (1.0 + self.fb.producer_stock_months) * exp
         return np.clip(exp + (target - held) / 2.0, 0.0, cap)
 
@@ -855,7 +862,10 @@ class RareEarthModel(mesa.Model):
         # separators buy concentrate to run at the rate their margin supports
         sep = kind == FirmKind.SEPARATOR
         ox_plan = self._sales_plan(
-            f.exp_sales[pr, 3:6], stock[:, 3:6], monthly[:, None] * f.basket[pr]
+            f.exp_sales[pr, 3:6],
+            stock[:, 3:6],
+            np.broadcast_to(monthly[:, None], (self.P, 3)),
+            probe=monthly[:, None] * f.basket[pr],
         )
         inp = ox_plan / self.mk.separation_yield
         tot = inp.sum(axis=1)
