@@ -170,6 +170,7 @@ class RareEarthModel(mesa.Model):
             sep = self.firms.kind == FirmKind.SEPARATOR
             self.firms.basket[sep] = oxide_use / oxide_use.sum()
         self.comp = output_composition(self.firms, mk)
+        self._capex = self._capex_per_tpy()  # US$ per t/yr of capacity, per firm (fixed)
         self._flat_index: dict[tuple, np.ndarray] = {}
         # firms come in two blocks: producers (rows < P) and manufacturers (rows >= P)
         kinds = self.firms.kind
@@ -184,6 +185,7 @@ class RareEarthModel(mesa.Model):
         self._sell_mask = self._seller_mask()
         self._risk_buyer = (kinds != FirmKind.MINER).astype(float)
         self._must_run = np.array([cp.must_run_share for cp in scenario.countries])
+        self._mine_build = np.array([cp.mine_build_months for cp in scenario.countries])
         # fixed per-manufacturer quantities used by the reporters
         mf = self.makers
         self.maker_use_reo = self.by_country(self.firms.use_tpy[mf] @ self.reo_per_item / 12.0, mf)
@@ -731,42 +733,39 @@ class RareEarthModel(mesa.Model):
         return fb.recycling_collection_rate * reo.sum(axis=1) * past / 12.0
 
     def _start_and_advance_projects(self) -> None:
-        f, fb = self.firms, self.fb
-        building = f.proj_size > 0
-        f.proj_left[building] -= 1
+        f, fb, pr = self.firms, self.fb, self.producers
+        building = f.proj_size[pr] > 0
+        f.proj_left[pr] -= building.astype(np.int32)
         # abandonment: sustained expected losses during construction
-        gone = building & (f.proj_bad_months >= fb.abandon_after_months)
+        gone = building & (f.proj_bad_months[pr] >= fb.abandon_after_months)
         if gone.any():
-            f.proj_size[gone] = 0.0
-            f.proj_capex_left[gone] = 0.0
-            f.proj_bad_months[gone] = 0
-        # new projects
-        u = self.rng.random(f.n)
-        producer = f.kind != FirmKind.MANUFACTURER
+            rows = np.flatnonzero(gone)
+            f.proj_size[rows] = 0.0
+            f.proj_capex_left[rows] = 0.0
+            f.proj_bad_months[rows] = 0
+        # new projects (one draw per firm, manufacturers included, so the stream is fixed)
+        u = self.rng.random(f.n)[pr]
+        prospect = f.prospect[pr]
         eligible = (
-            producer
-            & (f.proj_size == 0)
-            & (f.bankrupt_month < 0)
-            & ((f.active & ~f.idle) | f.prospect)
+            (f.proj_size[pr] == 0)
+            & (f.bankrupt_month[pr] < 0)
+            & ((f.active[pr] & ~f.idle[pr]) | prospect)
         )
         subsidy = self._pool_share()
         # demand discipline: incumbents expand only if they and their stage (world-wide) run
         # near capacity; newcomers enter on the expected margin alone
-        kinds = f.kind.astype(int)
-        cap_k = np.bincount(kinds, weights=f.capacity * f.active, minlength=5)
-        used_k = np.bincount(kinds, weights=f.capacity * f.active * f.utilisation, minlength=5)
+        kinds = f.kind[pr].astype(int)
+        on = f.capacity[pr] * f.active[pr]
+        cap_k = np.bincount(kinds, weights=on, minlength=5)
+        used_k = np.bincount(kinds, weights=on * f.utilisation[pr], minlength=5)
         stage_util = np.where(cap_k > 0, used_k / np.maximum(cap_k, 1e-12), 1.0)[kinds]
-        busy = f.prospect | (np.minimum(f.utilisation, stage_util) >= fb.expansion_utilisation)
+        busy = prospect | (np.minimum(f.utilisation[pr], stage_util) >= fb.expansion_utilisation)
         # the richer the expected margin, the sooner a decision (up to 10x the base rate)
-        pull = np.clip((f.expected_margin + subsidy) / max(fb.investment_hurdle, 1e-9), 0, 10)
-        go = (
-            eligible
-            & busy
-            & (f.expected_margin + subsidy > fb.investment_hurdle)
-            & (u < fb.project_start_prob * pull)
-        )
+        margin = f.expected_margin[pr] + subsidy
+        pull = np.clip(margin / max(fb.investment_hurdle, 1e-9), 0, 10)
+        go = eligible & busy & (margin > fb.investment_hurdle) & (u < fb.project_start_prob * pull)
         if go.any():
-            rows = np.flatnonzero(go)
+            rows = np.flatnonzero(go)  # producers are the first rows: same indices
             size = np.where(
                 f.prospect[rows], f.prospect_size[rows], fb.expansion_share * f.capacity[rows]
             )
@@ -774,16 +773,17 @@ class RareEarthModel(mesa.Model):
             self._start_project(rows[keep], size[keep])
 
     def _pool_share(self) -> np.ndarray:
-        """(N,) share of a new project's capex the host's finance pool would cover."""
-        f = self.firms
+        """(P,) share of a new project's capex the host's finance pool would cover."""
+        f, pr = self.firms, self.producers
         if not self.finance_pool.any():
-            return np.zeros(f.n)
-        k = np.clip(f.kind.astype(int), 0, len(KIND_CODES) - 1)
-        pool = self.finance_pool[f.country, k]
-        size = np.where(f.prospect, f.prospect_size, self.fb.expansion_share * f.capacity)
-        capex = np.maximum(size * self._capex_per_tpy(), 1.0)
-        share = np.minimum(pool / capex, 0.8)
-        return np.where(f.kind == FirmKind.MANUFACTURER, 0.0, share)
+            return np.zeros(self.P)
+        k = np.clip(f.kind[pr].astype(int), 0, len(KIND_CODES) - 1)
+        pool = self.finance_pool[f.country[pr], k]
+        size = np.where(
+            f.prospect[pr], f.prospect_size[pr], self.fb.expansion_share * f.capacity[pr]
+        )
+        capex = np.maximum(size * self._capex[pr], 1.0)
+        return np.minimum(pool / capex, 0.8)
 
     def _start_project(self, rows: np.ndarray, size: np.ndarray) -> None:
         f, fb = self.firms, self.fb
@@ -792,7 +792,7 @@ class RareEarthModel(mesa.Model):
         kinds = f.kind[rows].astype(int)
         build = np.array([fb.build_months[KIND_CODES[min(k, 3)]] for k in kinds])
         build = np.where(f.build_months[rows] > 0, f.build_months[rows], build)
-        mine_build = np.array([cp.mine_build_months for cp in self.scenario.countries])
+        mine_build = self._mine_build
         host = f.country[rows]
         is_mine = (f.kind[rows] == FirmKind.MINER) & (mine_build[host] > 0)
         build = np.where(is_mine & (f.build_months[rows] == 0), mine_build[host], build)
@@ -800,7 +800,7 @@ class RareEarthModel(mesa.Model):
         processing = (f.kind[rows] == FirmKind.SEPARATOR) | (f.kind[rows] == FirmKind.MAGNET_MAKER)
         permit = np.where(f.permitted[rows], 0.0, self.permit_months()[host])
         lead = permit + build + np.where(processing, extra[host], 0.0)
-        capex = size * self._capex_per_tpy()[rows] * np.where(processing, mult[host], 1.0)
+        capex = size * self._capex[rows] * np.where(processing, mult[host], 1.0)
         # the host's finance pool pays up to 80% of capex, first come first served
         for j, r in enumerate(rows):  # only the firms starting a project this month
             k = min(int(f.kind[r]), 3)
@@ -1298,7 +1298,7 @@ class RareEarthModel(mesa.Model):
         value = value + np.where(f.kind == FirmKind.RECYCLER, sub[f.country], 0.0)
         _extra, mult = self.tech_ban()
         processing = (f.kind == FirmKind.SEPARATOR) | (f.kind == FirmKind.MAGNET_MAKER)
-        capital = self._capex_per_tpy()[pr] * np.where(processing, mult[f.country], 1.0)
+        capital = self._capex[pr] * np.where(processing, mult[f.country], 1.0)
         capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
         full = f.unit_cost + capital
         margin = (value - full) / np.maximum(full, 1e-9)
