@@ -1344,7 +1344,10 @@ class RareEarthModel(mesa.Model):
         losing = producing & (self._op_margin < 0)
         f.loss_months = np.where(losing, f.loss_months + 1, np.where(producing, 0, f.loss_months))
         must_run = (self._must_run[f.country] > 0) & (f.kind == FirmKind.MINER)
-        to_idle = producing & ~must_run & (f.loss_months >= fb.idle_after_loss_months)
+        # only mines and recyclers shut down: a separator or magnet maker squeezed by its input
+        # price buys less (its run rate falls) but still processes the feed it holds
+        shuts = (f.kind == FirmKind.MINER) | (f.kind == FirmKind.RECYCLER)
+        to_idle = producing & shuts & ~must_run & (f.loss_months >= fb.idle_after_loss_months)
         f.idle |= to_idle
         restart = f.idle & f.active & (self._op_margin > 0.1) & (f.expected_margin > -0.2)
         if restart.any():

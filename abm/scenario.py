@@ -89,7 +89,7 @@ class MarketParams:
     )
     separation_yield: float = _f(0.95, 0.5, 1.0, "t oxide per t REO concentrate")
     premium_decay: float = _f(0.05, 0.0, 1.0, "share of a scarcity premium that fades per month")
-    price_floor_share: float = _f(0.02, 0.0, 1.0, "lowest price as a share of the start price")
+    price_floor_share: float = _f(0.1, 0.0, 1.0, "lowest price as a share of the start price")
     choke_price_multiple: float = _f(50.0, 1.5, 1e4, "price multiple at which end use stops")
 
 

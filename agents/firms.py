@@ -28,7 +28,7 @@ from abm.constants import (
 )
 from abm.scenario import Scenario, ScenarioError, month_index, parse_month
 
-RECYCLE_BASKET = np.array([0.1, 0.8, 0.1])
+RECYCLE_BASKET = np.array([0.05, 0.91, 0.04])
 """Element mix of recycled oxide: end-of-life magnets dominate (assumption, see docs/ODD.md)."""
 
 HT_SHARE_OF_MAGNETS = 0.25
