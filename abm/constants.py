@@ -74,8 +74,3 @@ SECTOR_INDEX = {name: i for i, name in enumerate(SECTORS)}
 SEGMENTS = ("china_domestic", "world", "local")
 """Price segments reported: China's domestic price, the tonnage-weighted price outside China,
 and each country's local price (with the ``country`` column set)."""
-
-
-def country_index(name: str) -> int:
-    """Return the index of a country name (exact match)."""
-    return COUNTRY_INDEX[name]

@@ -85,12 +85,6 @@ STANDING = {
     "recycling_subsidy",
 }
 KIND_CODES = ("miner", "separator", "magnet_maker", "recycler")
-STAGE_OF_KIND = {
-    FirmKind.MINER: 0,
-    FirmKind.SEPARATOR: 1,
-    FirmKind.MAGNET_MAKER: 2,
-    FirmKind.RECYCLER: 3,
-}
 
 
 class ConservationError(RuntimeError):
@@ -1055,7 +1049,6 @@ class RareEarthModel(mesa.Model):
             transport_share=mk.transport_cost_share,
         )
         new_price = self._new_prices(clearings, supply, demand, rules, reserve)
-        self._paid_price = self.price.copy()
         self.price = new_price
         return {
             "offers": offers,

@@ -10,12 +10,10 @@ import numpy as np
 
 from abm.constants import (
     CHINA,
-    COUNTRIES,
     ITEM_GOOD,
     ITEM_STAGE,
     OXIDE,
     C,
-    FirmKind,
     G,
     I,
     S,
@@ -28,12 +26,6 @@ _IDX_ITEM_STAGE = np.array(ITEM_STAGE)
 SEG_CHINA, SEG_WORLD, SEG_LOCAL = 0, 1, 2
 _GRID_IC = np.meshgrid(np.arange(I), _CTRY, indexing="ij")
 _GRID_CS = np.meshgrid(_CTRY, np.arange(4), indexing="ij")
-KIND_STAGE = {
-    FirmKind.MINER: 0,
-    FirmKind.SEPARATOR: 1,
-    FirmKind.MAGNET_MAKER: 2,
-    FirmKind.RECYCLER: 3,
-}
 
 
 def world_price(model, clearings) -> np.ndarray:
@@ -205,6 +197,3 @@ def record_month(model, rec: Recorder, month: int) -> None:
             country=d.target,
             partner=d.coercer,
         )
-
-
-__all__ = ["record_month", "world_price", "COUNTRIES"]

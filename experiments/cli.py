@@ -13,6 +13,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from experiments.runner import atomic_dir
+
 EXIT_BAD_INPUT = 2
 
 
@@ -178,28 +180,6 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _atomic_dir(out: Path, write) -> Path:
-    """Call ``write(tmp)`` on a hidden temporary folder, then move it into place."""
-    import os
-    import shutil
-    import tempfile
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:
-        write(tmp)
-        if not out.exists():
-            os.replace(tmp, out)
-        else:
-            for f in tmp.iterdir():
-                os.replace(f, out / f.name)
-            tmp.rmdir()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
 def _print_tally(summary) -> None:
     print(
         f"{'':36s} {'runs':>5s} {'succ.':>6s} {'backf.':>6s} {'mixed':>6s} {'none':>6s} "
@@ -236,7 +216,7 @@ def cmd_compare(args) -> int:
             f"{args.scenario}: verdicts by state strategy ({args.seeds} seeds)",
         )
 
-    _atomic_dir(out, write)
+    atomic_dir(out, write)
     print(
         f"{args.scenario}: verdicts by state strategy over {args.seeds} seeds "
         "(medians are deltas against the counterfactual)"
@@ -263,7 +243,7 @@ def cmd_contrasts(args) -> int:
             f"Restriction designs on baseline-2025 ({args.seeds} seeds)",
         )
 
-    _atomic_dir(out, write)
+    atomic_dir(out, write)
     print(
         f"restriction designs on baseline-2025 over {args.seeds} seeds, {args.months} months "
         "(medians are deltas against the counterfactual)"
@@ -285,7 +265,7 @@ def cmd_patterns(args) -> int:
         pattern_figure(res, tmp / "patterns.png")
         overlay_figure(frames, tmp / "history_overlay.png")
 
-    _atomic_dir(out, write)
+    atomic_dir(out, write)
     print(f"history-2010 over {args.seeds} seeds against the record")
     print(
         f"{'check':48s} {'observed':>10s} {'median':>10s} {'10%':>10s} {'90%':>10s} "

@@ -196,39 +196,17 @@ def _git_commit() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_dir(out: str | Path, write) -> Path:
+    """Call ``write(tmp)`` on a hidden temporary folder beside ``out``, then move it into place.
 
-
-def write_outputs(result: Result, out_dir: str | Path) -> Path:
-    """Write timeseries.parquet, summary.json, manifest.json, events.csv and headline.png.
-
-    Everything is first written into a hidden temporary folder beside ``out_dir``; when all
-    files are complete the folder is renamed into place (or, if ``out_dir`` already exists, each
-    file is moved in with an atomic rename). An interrupted write leaves no partial output.
+    When all files are complete the folder is renamed to ``out`` (or, if ``out`` already
+    exists, each file is moved in with an atomic rename). If ``write`` fails, nothing is left.
     """
-    from experiments.charts import headline_chart
-
-    out = Path(out_dir)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
-        result.timeseries.to_parquet(tmp / "timeseries.parquet", index=False)
-        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
-        (tmp / "manifest.json").write_text(
-            json.dumps(result.manifest, indent=2, default=str) + "\n"
-        )
-        pd.DataFrame(result.events, columns=["date", "origin", "event"]).to_csv(
-            tmp / "events.csv", index=False
-        )
-        headline_chart(result.timeseries, result.summary, tmp / "headline.png")
+        write(tmp)
         if not out.exists():
             os.replace(tmp, out)
         else:
@@ -241,4 +219,25 @@ def write_outputs(result: Result, out_dir: str | Path) -> Path:
     return out
 
 
-__all__ = ["Result", "run_scenario", "simulate", "write_outputs", "_atomic_write_bytes"]
+def write_outputs(result: Result, out_dir: str | Path) -> Path:
+    """Write timeseries.parquet, summary.json, manifest.json, events.csv and headline.png.
+
+    Written atomically (see :func:`atomic_dir`): an interrupted write leaves no partial output.
+    """
+    from experiments.charts import headline_chart
+
+    def write(tmp: Path) -> None:
+        result.timeseries.to_parquet(tmp / "timeseries.parquet", index=False)
+        (tmp / "summary.json").write_text(json.dumps(result.summary, indent=2) + "\n")
+        (tmp / "manifest.json").write_text(
+            json.dumps(result.manifest, indent=2, default=str) + "\n"
+        )
+        pd.DataFrame(result.events, columns=["date", "origin", "event"]).to_csv(
+            tmp / "events.csv", index=False
+        )
+        headline_chart(result.timeseries, result.summary, tmp / "headline.png")
+
+    return atomic_dir(out_dir, write)
+
+
+__all__ = ["Result", "atomic_dir", "run_scenario", "simulate", "write_outputs"]
