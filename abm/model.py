@@ -757,7 +757,17 @@ class RareEarthModel(mesa.Model):
         # the richer the expected margin, the sooner a decision (up to 10x the base rate)
         margin = f.expected_margin[pr] + subsidy
         pull = np.clip(margin / max(fb.investment_hurdle, 1e-9), 0, 10)
-        go = eligible & busy & (margin > fb.investment_hurdle) & (u < fb.project_start_prob * pull)
+        # investors see the projects already under way in their stage world-wide: the larger
+        # that pipeline against capacity online, the fewer new projects start
+        pipe_k = np.bincount(kinds, weights=f.proj_size[pr], minlength=5)
+        crowd = np.where(cap_k > 0, pipe_k / np.maximum(cap_k, 1e-12), 0.0)[kinds]
+        crowd = np.clip(1.0 - crowd / max(fb.pipeline_limit_share, 1e-9), 0.0, 1.0)
+        go = (
+            eligible
+            & busy
+            & (margin > fb.investment_hurdle)
+            & (u < fb.project_start_prob * pull * crowd)
+        )
         if go.any():
             rows = np.flatnonzero(go)  # producers are the first rows: same indices
             size = np.where(
