@@ -759,9 +759,11 @@ class RareEarthModel(mesa.Model):
         pull = np.clip(margin / max(fb.investment_hurdle, 1e-9), 0, 10)
         # investors see the projects already under way in their stage world-wide: the larger
         # that pipeline against capacity online, the fewer new projects start
-        pipe_k = np.bincount(kinds, weights=f.proj_size[pr], minlength=5)
-        crowd = np.where(cap_k > 0, pipe_k / np.maximum(cap_k, 1e-12), 0.0)[kinds]
-        crowd = np.clip(1.0 - crowd / max(fb.pipeline_limit_share, 1e-9), 0.0, 1.0)
+        crowd = 1.0
+        if fb.pipeline_limit_share > 0:  # 0 = no brake
+            pipe_k = np.bincount(kinds, weights=f.proj_size[pr], minlength=5)
+            share = np.where(cap_k > 0, pipe_k / np.maximum(cap_k, 1e-12), 0.0)[kinds]
+            crowd = np.clip(1.0 - share / fb.pipeline_limit_share, 0.0, 1.0)
         go = (
             eligible
             & busy

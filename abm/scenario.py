@@ -116,7 +116,7 @@ class FirmParams:
     project_start_prob: float = _f(0.04, 0.0, 1.0, "per month when profitable")
     expansion_share: float = _f(0.3, 0.01, 5.0, "project size as share of capacity")
     pipeline_limit_share: float = _f(
-        10.0, 0.01, 100.0, "stage pipeline, as a share of capacity, at which no project starts"
+        0.0, 0.0, 100.0, "stage pipeline/capacity at which no project starts; 0 = no brake"
     )
     expansion_utilisation: float = _f(0.85, 0.0, 1.0, "utilisation needed to invest")
     abandon_after_months: int = _f(36, 1, 240, "months of expected loss")
