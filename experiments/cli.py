@@ -72,6 +72,16 @@ def _build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--months", type=_pos_int, default=120, help="horizon (default 120)")
     ct.add_argument("--workers", type=_pos_int, default=None, help="processes (default: all cores)")
     ct.add_argument("--out", default=None, help="output folder (default: a new one in runs/)")
+    sw = sub.add_parser("sweep", help="run a sweep file, or 'sweep collect DIR' to merge shards")
+    sw.add_argument("target", nargs="+", metavar="SWEEP.toml | collect DIR")
+    sw.add_argument("--out", default=None, help="output folder (required for a sweep)")
+    group = sw.add_mutually_exclusive_group()
+    group.add_argument(
+        "--workers", type=_pos_int, default=None, help="local processes (default: all cores)"
+    )
+    group.add_argument("--scheduler", default=None, help="a Dask scheduler, tcp://HOST:PORT")
+    group.add_argument("--shard", default=None, metavar="I/N", help="run the I-th of N slices")
+    sw.add_argument("--resume", action="store_true", help="skip runs already recorded")
     sub.add_parser("scenarios", help="list the built-in scenarios")
     v = sub.add_parser("validate", help="check a scenario file")
     v.add_argument("file", help="a scenario TOML file or built-in name")
@@ -284,6 +294,51 @@ def cmd_patterns(args) -> int:
     return 0
 
 
+def _parse_shard(text: str) -> tuple[int, int]:
+    parts = text.split("/")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        i, n = int(parts[0]), int(parts[1])
+        if n >= 1 and 1 <= i <= n:
+            return i, n
+    raise UsageError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 3/10")
+
+
+def cmd_sweep(args) -> int:
+    """``lanthanide sweep SWEEP.toml --out DIR`` and ``lanthanide sweep collect DIR``."""
+    from experiments.sweep import collect, load_sweep, run_sweep
+
+    if args.target[0] == "collect":
+        if len(args.target) != 2:
+            raise UsageError("sweep collect: give one folder, e.g. lanthanide sweep collect runs/s")
+        df = collect(args.target[1])
+        ok = int((df["status"] == "ok").sum())
+        print(
+            f"collected {len(df)} runs ({ok} ok, {len(df) - ok} failed) into "
+            f"{args.target[1]}/results.parquet"
+        )
+        return 0
+    if len(args.target) != 1:
+        raise UsageError("sweep: give one sweep file (or: sweep collect DIR)")
+    if not args.out:
+        raise UsageError("sweep: --out DIR is required")
+    sweep = load_sweep(args.target[0])
+    shard_of = _parse_shard(args.shard) if args.shard else None
+    counts = run_sweep(
+        sweep,
+        args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        shard_of=shard_of,
+        resume=args.resume,
+    )
+    print(
+        f"sweep {sweep.name}: {counts['tasks']} runs in this slice, {counts['ran']} run now, "
+        f"{counts['skipped']} already recorded, {counts['failed']} failed; results in "
+        f"{args.out}/results/ (merge with: lanthanide sweep collect {args.out})"
+    )
+    return 0
+
+
 def cmd_scenarios(args) -> int:
     """``lanthanide scenarios``."""
     from abm.scenario import builtin_names, load_scenario
@@ -295,9 +350,26 @@ def cmd_scenarios(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    """``lanthanide validate``."""
+    """``lanthanide validate``: a scenario or a sweep file."""
+    import tomllib
+
     from abm.scenario import load_scenario
 
+    path = Path(args.file)
+    if path.is_file():
+        try:
+            is_sweep = "base" in tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError:
+            is_sweep = False  # load_scenario reports the malformed TOML
+        if is_sweep:
+            from experiments.sweep import load_sweep, tasks_for
+
+            sw = load_sweep(path)
+            print(
+                f"{args.file}: valid sweep '{sw.name}' ({sw.design}, {len(sw.factors)} "
+                f"factors, {len(tasks_for(sw))} runs of {sw.months} months on {sw.base})"
+            )
+            return 0
     scn = load_scenario(args.file)
     print(
         f"{args.file}: valid scenario '{scn.name}' ({scn.start}, {scn.months} months, "
@@ -322,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             "patterns": cmd_patterns,
             "compare-strategies": cmd_compare,
             "contrasts": cmd_contrasts,
+            "sweep": cmd_sweep,
             "scenarios": cmd_scenarios,
             "validate": cmd_validate,
         }
