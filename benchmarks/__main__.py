@@ -1,229 +1,194 @@
-"""Speed and scale measurements (not tests: they never fail on speed).
+"""Speed and scale of Lanthanide next to Mesa's reference model and a numpy floor.
 
-Run ``python -m benchmarks`` (about two minutes on 2 cores) or ``python -m benchmarks --quick``.
-Prints a table and, with ``--json PATH``, writes the figures as JSON. Three things are timed in
-the same process so that their ratios mean something on any machine:
+``python -m benchmarks`` (about a minute on 2 cores) or ``python -m benchmarks --quick`` (a few
+seconds) prints a table; ``--json PATH`` also writes every figure to PATH; ``--profile`` adds the
+hot spots of one 10,000-firm run of 12 months (cProfile). Not a test: nothing fails on speed.
 
-- Lanthanide's firm-months per second at 1,000, 10,000 and 100,000 firm agents (only
-  ``model.step()`` is timed; building the population is excluded);
-- Mesa's Boltzmann wealth model without a space (our own few lines, written after the example
-  in Mesa's repository) at the same agent counts, in agent-steps per second;
-- a plain numpy loop doing arithmetic of the same shape as our per-firm update (the lower bound
-  for per-firm work in numpy), in firm-months per second;
+Measured in one process, so the ratios mean something on any machine:
 
-plus the wall time of the default scenario with its counterfactual (192 months, 400 firms) and
-peak traced memory of each measurement.
+- our model: firm-months per second of ``RareEarthModel.step()`` on the default scenario at
+  1,000, 10,000 and 100,000 firm agents (start-up is timed apart and excluded from the rate);
+- Mesa's Boltzmann wealth model without a space (``benchmarks.boltzmann``), agent-steps per
+  second at the same agent counts: what one Python call per agent per step costs in Mesa;
+- a numpy floor (``benchmarks.numpy_bound``): the same amount of per-firm array arithmetic as one
+  month of our model in a few large calls, no model around it;
+- the default scenario with its counterfactual through ``experiments.runner.run_scenario``;
+- peak memory of each (tracemalloc, in a separate traced run), and the numpy work per month of
+  the model and the floor (``benchmarks.opcount``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
 import time
-import tracemalloc
+from pathlib import Path
 
 import mesa
 import numpy as np
 
-from abm.model import RareEarthModel
-from abm.scenario import load_scenario
+from benchmarks import measure
+from benchmarks.opcount import count_model, count_numpy_bound
+
+FULL_SIZES = ((1_000, 24), (10_000, 24), (100_000, 12))
+QUICK_SIZES = ((1_000, 12), (10_000, 12))
+REFERENCE_N = 10_000
 
 
-class _Wealthy(mesa.Agent):
-    def __init__(self, model):
-        super().__init__(model)
-        self.wealth = 1
-
-    def step(self):
-        if self.wealth > 0:
-            other = self.random.choice(self.model.agent_list)  # the model's seeded random
-            other.wealth += 1
-            self.wealth -= 1
-
-
-class BoltzmannNoSpace(mesa.Model):
-    """Mesa's simplest model: agents hand one unit of wealth to a random other agent."""
-
-    def __init__(self, n: int, seed: int = 1):
-        super().__init__(rng=seed)
-        self.n = n
-        for _ in range(n):
-            _Wealthy(self)
-        self.agent_list = list(self.agents)
-
-    def step(self):
-        self.agents.shuffle_do("step")
+def _git_commit() -> str | None:
+    try:
+        res = subprocess.run(
+            ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() or None
 
 
-def _timed(fn):
-    """Wall time of ``fn()`` (no tracing, so the timing is clean)."""
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
-def _peak_mib(fn) -> float:
-    """Peak memory traced while ``fn()`` runs, MiB (a separate run: tracing slows Python)."""
-    tracemalloc.start()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak / 2**20
-
-
-def _lanthanide_months(n: int, months: int):
-    model = RareEarthModel(load_scenario("default", firms=n, months=months))
-
-    def go():
-        for _ in range(months):
-            model.step()
-        mesa.Agent._ids.pop(model, None)
-
-    return go
-
-
-def bench_lanthanide(n: int, months: int) -> dict:
-    _, wall = _timed(_lanthanide_months(n, months))
-    peak = _peak_mib(lambda: _lanthanide_months(n, 2)())  # build plus two months, traced
-    return {
-        "firms": n,
-        "months": months,
-        "seconds": wall,
-        "per_second": n * months / wall,
-        "peak_mib": peak,
-    }
-
-
-def bench_boltzmann(n: int, steps: int) -> dict:
-    model = BoltzmannNoSpace(n)
-
-    def go():
-        for _ in range(steps):
-            model.step()
-
-    _, wall = _timed(go)
-    mesa.Agent._ids.pop(model, None)
-    return {"agents": n, "steps": steps, "seconds": wall, "per_second": n * steps / wall}
-
-
-def bench_numpy(n: int, months: int) -> dict:
-    """Arithmetic of the same shape as one month of our per-firm work, in plain numpy.
-
-    Per month: about 40 elementwise passes over (n, 8) item and risk arrays (orders, sales,
-    purchases, consumption, risk update) and grouped sums by country: the irreducible work of a
-    vectorised firm update, with no model logic around it.
-    """
-    rng = np.random.default_rng(1)
-    country = rng.integers(0, 8, n)
-    need = rng.random((n, 8))
-    share = rng.random((8, 8))
-    price = rng.random(8)
-    idx = (country[:, None] * 8 + np.arange(8)).ravel()
-    state = {"stock": rng.random((n, 8)), "risk": rng.random((n, 8)) * 0.1}
-
-    def go():
-        stock, risk = state["stock"], state["risk"]
-        for _ in range(months):
-            for _ in range(5):
-                r_eff = risk @ share
-                target = 2.0 + 6.0 * r_eff
-                orders = np.maximum(need + (target * need - stock) / 4.0, 0.0)
-                got = orders * price[None, :]
-                stock = stock + got - np.minimum(stock, need)
-                risk = risk * 0.96 + 0.01 * (1.0 - risk)
-                np.bincount(idx, weights=stock.ravel(), minlength=64)
-
-    _, wall = _timed(go)
-    return {"firms": n, "months": months, "seconds": wall, "per_second": n * months / wall}
-
-
-def bench_default() -> dict:
-    from experiments.runner import run_scenario
-
-    result, wall = _timed(lambda: run_scenario("default"))
-    peak = _peak_mib(lambda: run_scenario("default", months=24))
-    sims = result.manifest["wall_seconds"]
-    return {
-        "wall_seconds_total": wall,
-        "simulation_seconds": sims,
-        "simulation_seconds_sum": sum(sims.values()),
-        "peak_mib_24_months": peak,
-    }
-
-
-def bench_month_latency(n: int = 400, months: int = 60) -> dict:
-    scn = load_scenario("default", firms=n, months=months)
-    model = RareEarthModel(scn)
-    times = []
-    for _ in range(months):
-        t0 = time.perf_counter()
-        model.step()
-        times.append(time.perf_counter() - t0)
-    mesa.Agent._ids.pop(model, None)
-    return {
-        "firms": n,
-        "median_ms": 1000 * float(np.median(times)),
-        "p95_ms": 1000 * float(np.percentile(times, 95)),
-    }
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="1k and 10k only, fewer months")
-    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    args = ap.parse_args(argv)
-    sizes = (
-        [(1_000, 24), (10_000, 24)] if args.quick else [(1_000, 48), (10_000, 36), (100_000, 12)]
-    )
+def run(quick: bool = False, profile: bool = False, progress=print) -> dict:
+    """All measurements; returns the figures as one JSON-ready dict."""
+    sizes = QUICK_SIZES if quick else FULL_SIZES
+    repeats = 2 if quick else 3
+    agent_steps = 500_000 if quick else 1_000_000  # per Boltzmann repeat
+    t_start = time.perf_counter()
     rows = []
     for n, months in sizes:
-        ours = bench_lanthanide(n, months)
-        boltz = bench_boltzmann(n, max(2, min(20, 200_000 // n)))
-        lower = bench_numpy(n, months)
+        progress(f"  {n:,} agents: our model ...")
+        ours = measure.lanthanide(n, months, repeats)
+        progress(f"  {n:,} agents: Mesa Boltzmann ...")
+        boltz = measure.boltzmann(n, max(5, agent_steps // n), repeats)
+        progress(f"  {n:,} agents: numpy floor ...")
+        floor = measure.numpy_lower_bound(n, max(months, agent_steps // n), repeats)
         rows.append(
             {
-                "n": n,
+                "agents": n,
                 "lanthanide": ours,
                 "boltzmann": boltz,
-                "numpy_lower_bound": lower,
-                "ratio_vs_boltzmann": ours["per_second"] / boltz["per_second"],
-                "ratio_vs_numpy": lower["per_second"] / ours["per_second"],
+                "numpy_floor": floor,
+                "ours_over_boltzmann": ours["firm_months_per_second"]
+                / boltz["agent_steps_per_second"],
+                "floor_over_ours": floor["firm_months_per_second"] / ours["firm_months_per_second"],
             }
         )
-    default = bench_default()
-    latency = bench_month_latency()
-    print(
-        f"Lanthanide benchmarks on {platform.node()} (Python {platform.python_version()}, "
-        f"numpy {np.__version__}, mesa {mesa.__version__})"
-    )
-    print(
-        f"{'agents':>8s} {'ours firm-months/s':>20s} {'Boltzmann agent-steps/s':>24s} "
-        f"{'numpy bound/s':>14s} {'ours/Boltz':>10s} {'bound/ours':>10s} {'peak MiB':>9s}"
-    )
-    for r in rows:
-        print(
-            f"{r['n']:>8,d} {r['lanthanide']['per_second']:>20,.0f} "
-            f"{r['boltzmann']['per_second']:>24,.0f} "
-            f"{r['numpy_lower_bound']['per_second']:>14,.0f} "
-            f"{r['ratio_vs_boltzmann']:>10.2f} {r['ratio_vs_numpy']:>10.1f} "
-            f"{r['lanthanide']['peak_mib']:>9.1f}"
+    progress("  default scenario with counterfactual ...")
+    default = measure.default_scenario(trace_memory=not quick)
+    progress("  counting numpy work per month ...")
+    work = {"firms": REFERENCE_N, "model": count_model(REFERENCE_N), "floor": None}
+    work["floor"] = count_numpy_bound(REFERENCE_N)
+    out = {
+        "meta": {
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "mesa": mesa.__version__,
+            "git_commit": _git_commit(),
+            "quick": quick,
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+        "sizes": rows,
+        "ours_over_boltzmann_at_10000": next(
+            (r["ours_over_boltzmann"] for r in rows if r["agents"] == REFERENCE_N), None
+        ),
+        "default_scenario": default,
+        "numpy_work_per_month": work,
+    }
+    if profile:
+        from benchmarks.hotspots import profile_model
+
+        progress("  profiling 12 months at 10,000 firms ...")
+        out["profile"] = profile_model(REFERENCE_N, 12)
+    out["meta"]["benchmark_seconds"] = time.perf_counter() - t_start
+    out["meta"]["max_rss_mib"] = measure.max_rss_mib()
+    return out
+
+
+def format_report(res: dict) -> str:
+    """The printed table and notes."""
+    m = res["meta"]
+    lines = [
+        f"Lanthanide benchmarks{' (quick)' if m['quick'] else ''}: Python {m['python']}, "
+        f"numpy {m['numpy']}, Mesa {m['mesa']}, {m['cpus']} CPUs, commit {m['git_commit']}",
+        "",
+        f"{'agents':>8s} | {'ours':>13s} {'ms/':>7s} {'start-up':>8s} | {'Mesa Boltzmann':>14s} | "
+        f"{'numpy floor':>13s} | {'ours /':>9s} {'floor /':>7s}",
+        f"{'':>8s} | {'firm-months/s':>13s} {'month':>7s} {'s':>8s} | {'agent-steps/s':>14s} | "
+        f"{'firm-months/s':>13s} | {'Boltzmann':>9s} {'ours':>7s}",
+        "-" * 96,
+    ]
+    for r in res["sizes"]:
+        o, b, f = r["lanthanide"], r["boltzmann"], r["numpy_floor"]
+        lines.append(
+            f"{r['agents']:>8,d} | {o['firm_months_per_second']:>13,.0f} "
+            f"{o['month_ms_median']:>7.2f} {o['startup_seconds']:>8.2f} | "
+            f"{b['agent_steps_per_second']:>14,.0f} | {f['firm_months_per_second']:>13,.0f} | "
+            f"{r['ours_over_boltzmann']:>9.2f} {r['floor_over_ours']:>7.1f}"
         )
-    s = default["simulation_seconds"]
-    print(
-        f"default scenario + counterfactual (192 months, 400 firms): simulation "
-        f"{s['scenario']:.2f} s + {s['counterfactual']:.2f} s = "
-        f"{default['simulation_seconds_sum']:.2f} s; whole call "
-        f"{default['wall_seconds_total']:.2f} s; peak {default['peak_mib_24_months']:.0f} MiB "
-        "(24 months, traced)"
+    lines += [
+        "",
+        f"peak memory, MiB (tracemalloc){'':>6s}| {'ours':>8s} | {'Boltzmann':>9s} | "
+        f"{'numpy floor':>11s}",
+    ]
+    for r in res["sizes"]:
+        lines.append(
+            f"{r['agents']:>35,d} | {r['lanthanide']['peak_mib']:>8.1f} | "
+            f"{r['boltzmann']['peak_mib']:>9.1f} | {r['numpy_floor']['peak_mib']:>11.1f}"
+        )
+    ratio = res["ours_over_boltzmann_at_10000"]
+    if ratio is not None:
+        lines += ["", f"ours / Mesa Boltzmann at 10,000 agents: {ratio:.2f}"]
+    d = res["default_scenario"]
+    w = d["manifest_wall_seconds"]
+    peak = f"; peak {d['peak_mib']:.0f} MiB" if d["peak_mib"] is not None else ""
+    lines += [
+        f"default scenario + counterfactual ({d['months']} months, {d['firm_agents']} firms): "
+        f"manifest wall_seconds {w.get('scenario', 0):.2f} + {w.get('counterfactual', 0):.2f} "
+        f"= {d['simulation_seconds']:.2f} s ({d['month_ms']:.1f} ms/month); whole "
+        f"run_scenario call {d['total_seconds']:.2f} s{peak}",
+    ]
+    work = res["numpy_work_per_month"]
+    mw, fw = work["model"], work["floor"]
+    lines.append(
+        f"numpy work per month at {work['firms']:,} firms (calls on per-firm arrays; element "
+        f"passes in (N, 8) arrays): model {mw['calls_per_month']:.0f} calls, "
+        f"{mw['passes_per_month']:.0f} passes; floor {fw['calls_per_month']:.0f} calls, "
+        f"{fw['passes_per_month']:.0f} passes"
     )
-    print(
-        f"one month at 400 firms: median {latency['median_ms']:.1f} ms, "
-        f"95th percentile {latency['p95_ms']:.1f} ms"
+    lines.append(
+        f"benchmark took {m['benchmark_seconds']:.0f} s; process max RSS {m['max_rss_mib']:.0f} MiB"
     )
+    if "profile" in res:
+        from benchmarks.hotspots import format_profile
+
+        lines += ["", format_profile(res["profile"])]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Speed and scale of Lanthanide next to Mesa's Boltzmann model and numpy.",
+    )
+    ap.add_argument("--quick", action="store_true", help="1,000 and 10,000 agents, 12 months")
+    ap.add_argument("--json", metavar="PATH", help="also write all figures to this JSON file")
+    ap.add_argument(
+        "--profile", action="store_true", help="add cProfile hot spots (10,000 firms, 12 months)"
+    )
+    args = ap.parse_args(argv)
+    res = run(quick=args.quick, profile=args.profile)
+    print(format_report(res))
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"sizes": rows, "default": default, "month_latency": latency}, fh, indent=2)
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res, indent=2, default=float) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
     return 0
 
 

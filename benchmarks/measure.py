@@ -1,0 +1,207 @@
+"""The measurements: each returns a plain dict of figures (seconds, rates, MiB).
+
+Timings are wall-clock (``time.perf_counter``) and untraced; peak memory comes from a separate,
+traced run of the same work (``tracemalloc`` slows Python code, so it never overlaps a timing).
+The peak is the largest amount of memory allocated during that run and still held at one
+moment, numpy buffers included; memory held before the run started is not counted.
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import time
+import tracemalloc
+
+import mesa
+
+from abm.model import RareEarthModel
+from abm.scenario import load_scenario
+from benchmarks.boltzmann import BoltzmannNoSpace
+from benchmarks.numpy_bound import make_firms, numpy_month
+
+MIB = 2**20
+
+
+def peak_traced_mib(fn) -> float:
+    """Peak memory allocated while ``fn()`` runs, in MiB (tracemalloc)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak / MIB
+
+
+def max_rss_mib() -> float:
+    """The process's resident-set high-water mark so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _release(model: mesa.Model) -> None:
+    """Drop Mesa 3.3's class-level reference to a finished model (``Agent._ids``)."""
+    mesa.Agent._ids.pop(model, None)
+
+
+# ----------------------------------------------------------------------------- our model
+
+
+def _build(n: int, months: int) -> RareEarthModel:
+    return RareEarthModel(load_scenario("default", firms=n, months=months))
+
+
+def lanthanide(n: int, months: int, repeats: int = 3) -> dict:
+    """Firm-months per second of ``RareEarthModel.step`` at ``n`` firms (start-up excluded).
+
+    Each repeat builds a fresh model from the default scenario and steps it ``months`` times
+    from its start; the rate uses the median repeat. Start-up (scenario load and population
+    build) is timed separately.
+    """
+    step_seconds: list[float] = []  # every month of every repeat
+    run_seconds, build_seconds = [], []
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        model = _build(n, months)
+        build_seconds.append(time.perf_counter() - t0)
+        this_run = []
+        for _ in range(months):
+            t = time.perf_counter()
+            model.step()
+            this_run.append(time.perf_counter() - t)
+        _release(model)
+        del model
+        step_seconds.extend(this_run)
+        run_seconds.append(sum(this_run))
+
+    def traced() -> None:
+        model = _build(n, months)
+        for _ in range(months):
+            model.step()
+        _release(model)
+
+    seconds = statistics.median(run_seconds)
+    return {
+        "firms": n,
+        "months": months,
+        "repeats": repeats,
+        "seconds": seconds,
+        "seconds_all_repeats": run_seconds,
+        "firm_months_per_second": n * months / seconds,
+        "month_ms_median": 1000 * statistics.median(step_seconds),
+        "month_ms_max": 1000 * max(step_seconds),
+        "startup_seconds": statistics.median(build_seconds),
+        "peak_mib": peak_traced_mib(traced),
+        "max_rss_mib_after": max_rss_mib(),
+    }
+
+
+# ----------------------------------------------------------------------------- Mesa reference
+
+
+def boltzmann(n: int, steps: int, repeats: int = 3) -> dict:
+    """Agent-steps per second of Mesa's Boltzmann wealth model without a space.
+
+    One model is built (not timed) and stepped ``steps`` times per repeat; the rate uses the
+    median repeat.
+    """
+    gc.collect()
+    t0 = time.perf_counter()
+    model = BoltzmannNoSpace(n, seed=0)
+    build = time.perf_counter() - t0
+    run_seconds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            model.step()
+        run_seconds.append(time.perf_counter() - t0)
+    conserved = model.total_wealth() == n
+    _release(model)
+    del model
+
+    def traced() -> None:
+        m = BoltzmannNoSpace(n, seed=0)
+        for _ in range(min(steps, 5)):
+            m.step()
+        _release(m)
+
+    seconds = statistics.median(run_seconds)
+    return {
+        "agents": n,
+        "steps": steps,
+        "repeats": repeats,
+        "seconds": seconds,
+        "seconds_all_repeats": run_seconds,
+        "agent_steps_per_second": n * steps / seconds,
+        "startup_seconds": build,
+        "wealth_conserved": conserved,
+        "peak_mib": peak_traced_mib(traced),
+        "max_rss_mib_after": max_rss_mib(),
+    }
+
+
+# ----------------------------------------------------------------------------- numpy bound
+
+
+def numpy_lower_bound(n: int, months: int, repeats: int = 3) -> dict:
+    """Firm-months per second of :func:`benchmarks.numpy_bound.numpy_month` (arrays built first)."""
+    run_seconds = []
+    for _ in range(repeats):
+        firms, world = make_firms(n)
+        gc.collect()
+        t0 = time.perf_counter()
+        for _ in range(months):
+            numpy_month(firms, world)
+        run_seconds.append(time.perf_counter() - t0)
+
+    def traced() -> None:
+        f, w = make_firms(n)
+        for _ in range(months):
+            numpy_month(f, w)
+
+    seconds = statistics.median(run_seconds)
+    return {
+        "firms": n,
+        "months": months,
+        "repeats": repeats,
+        "seconds": seconds,
+        "seconds_all_repeats": run_seconds,
+        "firm_months_per_second": n * months / seconds,
+        "peak_mib": peak_traced_mib(traced),
+    }
+
+
+# ----------------------------------------------------------------------------- default run
+
+
+def default_scenario(trace_memory: bool = True) -> dict:
+    """The default scenario with its counterfactual via ``experiments.runner.run_scenario``.
+
+    ``wall_seconds`` in the manifest times ``model.run()`` of each run; the whole call adds
+    building both models, assembling the tables and the summary.
+    """
+    from experiments.runner import run_scenario
+
+    gc.collect()
+    t0 = time.perf_counter()
+    result = run_scenario("default")
+    total = time.perf_counter() - t0
+    sims = dict(result.manifest["wall_seconds"])
+    months = int(result.manifest["months"])
+    out = {
+        "months": months,
+        "firm_agents": int(result.manifest["firm_agents"]),
+        "manifest_wall_seconds": sims,
+        "simulation_seconds": sum(sims.values()),
+        "total_seconds": total,
+        "month_ms": 1000 * sum(sims.values()) / (months * len(sims)),
+        "timeseries_rows": len(result.timeseries),
+        "verdict": result.summary.get("verdict"),
+    }
+    del result
+    out["peak_mib"] = peak_traced_mib(lambda: run_scenario("default")) if trace_memory else None
+    out["max_rss_mib_after"] = max_rss_mib()
+    return out
