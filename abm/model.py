@@ -186,8 +186,11 @@ class RareEarthModel(mesa.Model):
         self.maker_weight = self.firms.use_tpy[mf].sum(axis=1)
         self._monthly_use = self.firms.use_tpy[mf] / 12.0
         self.makers_per_country = self.by_country(np.ones(self.maker_weight.size), mf)
+        self.maker_weight_by_country = self.by_country(self.maker_weight, mf)
         self._risk_cache: tuple[int, np.ndarray] = (-1, np.zeros((C, C)))
+        self._risk_buyers_by_country = self.by_country(self._risk_buyer)  # fixed
         self._reo_total = self.reo_per_item.sum(axis=1)
+        self._ones_n = np.ones(self.firms.n)
         self._init_stocks()
 
     # ------------------------------------------------------------------ set-up helpers
@@ -540,9 +543,9 @@ class RareEarthModel(mesa.Model):
 
     def risk_by_country(self) -> np.ndarray:
         """(C, C) mean perceived risk of each country's buyers toward each supplier country."""
-        if self._risk_cache[0] != self.month:
+        if self._risk_cache[0] < 0:  # valid until risk changes (phase 7 marks it stale)
             f = self.firms
-            cnt = self.by_country(self._risk_buyer)
+            cnt = self._risk_buyers_by_country
             tot = self.by_country(f.risk * self._risk_buyer[:, None])
             self._risk_cache = (self.month, tot / np.maximum(cnt, 1.0)[:, None])
         return self._risk_cache[1]
@@ -1074,7 +1077,8 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 6. settlement
 
     def _holdings(self) -> np.ndarray:
-        stock = self.firms.stock.sum(axis=0)
+        # for the conservation check only: a matrix-vector product sums columns in one pass
+        stock = self._ones_n @ self.firms.stock
         pile = np.array([st.stockpile_t for st in self.states]).sum(axis=0)
         stock[3:6] += pile
         return stock
@@ -1225,7 +1229,7 @@ class RareEarthModel(mesa.Model):
         recycler = f.kind[pr] == FirmKind.RECYCLER
         production = self.by_country(plan["out"] * ~recycler[:, None], pr)
         rec_cg = self.by_country(plan["recycled"][:, None] * f.basket[pr] * recycler[:, None], pr)
-        restriction = self.policy.restriction_matrix(self.month)
+        restriction = self._restriction(market["rules"])
         self.lost_hist.append(lost_cs.sum(axis=1))
         self.restr_hist.append(restriction)
         self.flows = MonthFlows(
@@ -1239,6 +1243,19 @@ class RareEarthModel(mesa.Model):
         )
         self._market = market
         f.exp_sales[pr] += SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales[pr]) * self._sell_mask
+
+    @staticmethod
+    def _restriction(rules) -> np.ndarray:
+        """(C, C) share of x's exports to y blocked, from this month's rules.
+
+        The same as ``PolicyState.restriction_matrix`` (which builds the rules again): access
+        does not depend on the import demand the rules were built with.
+        """
+        r = np.zeros((C, C))
+        for rule in rules:
+            r = np.maximum(r, 1.0 - rule.access)
+        np.fill_diagonal(r, 0.0)
+        return r
 
     def _charge_release(self, orders, g, sold_by_market, income_by_market) -> None:
         """Take released tonnes out of the owners' stockpiles and pay them (pro rata)."""
@@ -1267,7 +1284,8 @@ class RareEarthModel(mesa.Model):
         inside that) minus consumption, so market transfers must net to zero exactly.
         """
         f = self.firms
-        if (f.stock < -1e-6 * (1.0 + np.abs(f.stock).max())).any():
+        lo, hi = float(f.stock.min()), float(f.stock.max())
+        if lo < -1e-6 * (1.0 + max(hi, -lo)):
             r, i = np.unravel_index(np.argmin(f.stock), f.stock.shape)
             raise ConservationError(
                 f"negative stock in {self.date}: firm {r} item {ITEMS[i]} = {f.stock[r, i]:.6f} t"
@@ -1389,7 +1407,7 @@ class RareEarthModel(mesa.Model):
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
         pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure[:, None]
-        n_m = self.by_country(np.ones(self.firms.n - self.P), mf)
+        n_m = self.makers_per_country  # fixed
         risk_cn = self.by_country(f.risk[mf, CHINA], mf) / np.maximum(n_m, 1.0)
         risk_cn[CHINA] = 0.0
         pressure = np.clip(pressure + 0.5 * risk_cn[:, None], 0.0, 1.0)
