@@ -175,6 +175,15 @@ class RareEarthModel(mesa.Model):
         self.makers = slice(self.P, self.firms.n)
         m_country = self.firms.country[self.makers]
         self._maker_rows = [np.flatnonzero(m_country == c) for c in range(C)]
+        # home countries as index arrays for np.take (faster than fancy indexing, same values)
+        self._c_all = self.firms.country.astype(np.intp)
+        self._c_pr = self._c_all[self.producers]
+        self._c_mf = self._c_all[self.makers]
+        # each country's manufacturers as a slice when they are contiguous (as built)
+        self._maker_blocks = [
+            slice(int(r[0]), int(r[-1]) + 1) if r.size and r[-1] - r[0] + 1 == r.size else r
+            for r in self._maker_rows
+        ]
         self._good_of_item = np.array([self._intensity_good(i) for i in range(I)])
         self._sell_mask = self._seller_mask()
         self._risk_buyer = (kinds != FirmKind.MINER).astype(float)
@@ -850,20 +859,27 @@ class RareEarthModel(mesa.Model):
         f, fb = self.firms, self.fb
         pr, mf = self.producers, self.makers
         factor = self._demand_factor()  # (C, I)
-        m_country = f.country[mf]
-        need = self._monthly_use * factor[m_country] * f.intensity[mf][:, self._good_of_item]
+        need = self._monthly_use * np.take(factor, self._c_mf, axis=0)
+        need *= np.take(f.intensity[mf], self._good_of_item, axis=1)
         # each buyer's risk, weighted by where its country bought each item last month
         risk = f.risk[mf]
         r_eff = np.empty_like(need)
         for c in range(C):  # one small matrix product per country instead of per item
-            rows = self._maker_rows[c]
+            rows = self._maker_blocks[c]
             r_eff[rows] = risk[rows] @ self.supplier_share[:, c, :].T
-        target = fb.inventory_base_months + fb.inventory_risk_months * (
-            f.risk_sensitivity[mf, None] * r_eff
-        )
-        gap = (target * need - f.stock[mf]) / fb.inventory_adjust_months
+        # target = base + risk_months * sensitivity * r_eff; orders = max(need + gap, 0) where
+        # need > 0, gap = (target * need - stock) / adjust_months (in place, same arithmetic)
+        gap = r_eff
+        gap *= f.risk_sensitivity[mf, None]
+        gap *= fb.inventory_risk_months
+        gap += fb.inventory_base_months
+        gap *= need
+        gap -= f.stock[mf]
+        gap /= fb.inventory_adjust_months
+        gap += need
+        np.maximum(gap, 0.0, out=gap)
         orders = np.zeros((f.n, I))
-        orders[mf] = np.where(need > 0, np.maximum(need + gap, 0.0), 0.0)
+        np.copyto(orders[mf], gap, where=need > 0)
         # processors: inputs for the output they expect to sell, plus a base inventory
         kind = f.kind[pr]
         stock = f.stock[pr]
@@ -1101,7 +1117,8 @@ class RareEarthModel(mesa.Model):
         f.stock[pr] += plan["out"] - plan["used"]
         f.cash[pr] -= plan["cost"]
         self.external_out += float(plan["cost"].sum())
-        produced = plan["out"].sum(axis=0) - plan["used"].sum(axis=0)
+        ones_p = self._ones_n[pr]  # column sums by matrix-vector products (conservation only)
+        produced = ones_p @ plan["out"] - ones_p @ plan["used"]
         # restart costs decided last month
         if self.restart_due.any():
             f.cash -= self.restart_due
@@ -1130,18 +1147,17 @@ class RareEarthModel(mesa.Model):
                 pool_supply[x, i] -= cl.contract_t[k]
         frac = np.where(pool_supply > 1e-12, pool_t / np.maximum(pool_supply, 1e-12), 0.0)
         per_t = np.where(pool_t > 1e-12, pool_rev / np.maximum(pool_t, 1e-12), 0.0)
-        p_country = f.country[pr]
-        rest = frac[p_country] * (offers - firm_t)
+        rest = np.take(frac, self._c_pr, axis=0) * (offers - firm_t)
         sold_all = firm_t + rest
-        rev_all = firm_rev + rest * per_t[p_country]
+        rev_all = firm_rev + rest * np.take(per_t, self._c_pr, axis=0)
         f.stock[pr] -= sold_all
         rev_n = rev_all.sum(axis=1)
         f.cash[pr] += rev_n
         revenue = self.by_country(rev_n, pr)
         fill = np.where(dem > 1e-12, bought_c / np.maximum(dem, 1e-12), 1.0)  # (C, I)
         cost_t = np.where(bought_c > 1e-12, paid_c / np.maximum(bought_c, 1e-12), 0.0)
-        got = orders["orders"] * fill[f.country]
-        pay_n = np.einsum("ni,ni->n", got, cost_t[f.country])
+        got = orders["orders"] * np.take(fill, self._c_all, axis=0)
+        pay_n = np.einsum("ni,ni->n", got, np.take(cost_t, self._c_all, axis=0))
         f.stock += got
         f.cash -= pay_n
         manuf_paid = pay_n[mf]
@@ -1185,7 +1201,7 @@ class RareEarthModel(mesa.Model):
             raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
         use = np.minimum(f.stock[mf], need)
         f.stock[mf] -= use
-        consumed = use.sum(axis=0)
+        consumed = self._ones_n[mf] @ use  # for the conservation check only
         lost_kg = ((need - use) @ self._reo_total) * KG_PER_T
         lost_usd = lost_kg * f.value_per_kg[mf]
         lost_cs = self.by_country(lost_usd[:, None] * f.sector_mix[mf], mf)
@@ -1195,7 +1211,7 @@ class RareEarthModel(mesa.Model):
         lim = plan["hold_limit"]
         discard = np.where(lim > 0, np.maximum(f.stock[pr] - lim, 0.0), 0.0)
         f.stock[pr] -= discard
-        consumed = consumed + discard.sum(axis=0)
+        consumed = consumed + ones_p @ discard
 
         # recycling subsidy
         sub = self.recycling_subsidy()
@@ -1359,7 +1375,7 @@ class RareEarthModel(mesa.Model):
                 )
                 * fb.risk_shock
             )  # (buyer country, exporter)
-            shock = by_c[f.country] * self._risk_buyer[:, None]
+            shock = np.take(by_c, self._c_all, axis=0) * self._risk_buyer[:, None]
             f.risk += shock * (1.0 - f.risk)
         # expectations, losses, idling, restarts, bankruptcy
         self._refresh_expectations()
@@ -1411,7 +1427,7 @@ class RareEarthModel(mesa.Model):
         risk_cn = self.by_country(f.risk[mf, CHINA], mf) / np.maximum(n_m, 1.0)
         risk_cn[CHINA] = 0.0
         pressure = np.clip(pressure + 0.5 * risk_cn[:, None], 0.0, 1.0)
-        cut = 1.0 - fb.substitution_rate_per_month * pressure[f.country[mf]]
+        cut = 1.0 - fb.substitution_rate_per_month * np.take(pressure, self._c_mf, axis=0)
         f.intensity[mf] = np.maximum(f.intensity[mf] * cut, fb.substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays
