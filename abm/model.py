@@ -380,7 +380,9 @@ class RareEarthModel(mesa.Model):
         if etype == "offtake":
             self._prepare_contract(params)
         if etype == "price_floor":
-            self._firm_row(params["firm"])  # fail early if unknown
+            row = self._firm_row(params["firm"])
+            self.firms.price_floor[row] = params["price_usd_per_kg"]
+            self.firms.price_floor_good[row] = GOODS.index(params["good"])
         if etype in STANDING:
             self.policy.add(Measure(eid, etype, params, self.month, end, coercive, origin))
             return
@@ -1159,11 +1161,13 @@ class RareEarthModel(mesa.Model):
                 self.states[x].budget_usd += cl.tax_got[x]
             revenue += cl.tax_got
             self.external_out += cl.freight
-        # price floors on NdPr oxide: the state tops up the seller's realised price
-        nd = OXIDE[1]
-        for r in np.flatnonzero((f.price_floor[pr] > 0) & (sold_all[:, nd] > 0)):
-            t = sold_all[r, nd]
-            realised = rev_all[r, nd] / (t * KG_PER_T)
+        # price floors on one oxide: the state tops up the seller's realised price
+        for r in np.flatnonzero(f.price_floor[pr] > 0):
+            ox = OXIDE[int(f.price_floor_good[r])]
+            t = sold_all[r, ox]
+            if t <= 0:
+                continue
+            realised = rev_all[r, ox] / (t * KG_PER_T)
             top = max(0.0, f.price_floor[r] - realised) * t * KG_PER_T
             payer = self._floor_payer(r)
             f.cash[r] += top
@@ -1297,8 +1301,9 @@ class RareEarthModel(mesa.Model):
         value = output_value_usd_per_kg(f, price, mk)
         floor = f.price_floor > 0
         if floor.any():
-            nd_gain = np.maximum(f.price_floor - price[OXIDE[1], f.country], 0.0)
-            value = value + np.where(floor, nd_gain * f.basket[:, 1], 0.0)
+            g = f.price_floor_good.astype(np.intp)
+            gain = np.maximum(f.price_floor - price[OXIDE[0] + g, f.country], 0.0)
+            value = value + np.where(floor, gain * f.basket[np.arange(f.n), g], 0.0)
         sub = self.recycling_subsidy()
         value = value + np.where(f.kind == FirmKind.RECYCLER, sub[f.country], 0.0)
         _extra, mult = self.tech_ban()

@@ -794,11 +794,17 @@ def build_scenario(raw: dict) -> Scenario:
     if dup:
         raise ScenarioError(f"events: duplicate id {sorted(dup)[0]!r}; ids must be unique")
     names = {f.name for f in named}
+    kinds = {f.name: f.kind for f in named}
     for i, e in enumerate(events):
         firm = e.params.get("firm")
         if e.type == "price_floor" and firm not in names:
             raise ScenarioError(
                 f"events[{i}].firm: {firm!r} is not a named firm; named: {', '.join(sorted(names))}"
+            )
+        if e.type == "price_floor" and kinds[firm] not in ("separator", "recycler"):
+            raise ScenarioError(
+                f"events[{i}].firm: {firm!r} is a {kinds[firm]}; a price floor guarantees an "
+                "oxide price, allowed: a named separator or recycler"
             )
         if e.type == "offtake" and e.params["seller"] not in names | set(COUNTRIES):
             raise ScenarioError(
