@@ -218,10 +218,15 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
     for c, cp in enumerate(scn.countries):
         for kind, cap_field in _KIND_CAP_FIELD.items():
             cap = getattr(cp, cap_field)
+            # named firms running at the start are part of the country's capacity; prospects
+            # and projects due online later are not
             cap -= sum(
                 f.capacity_t_per_year
                 for f in named
-                if f.country == cp.name and f.kind == kind.name.lower() and not f.online
+                if f.country == cp.name
+                and f.kind == kind.name.lower()
+                and not f.prospect
+                and (not f.online or month_index(parse_month(f.online, "online"), start) <= 0)
             )
             if cap > 1e-6:
                 cells.append((kind, c, -1, cap, getattr(cp, _KIND_COST_FIELD[kind]), False))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from abm.constants import COUNTRIES
+from abm.constants import COUNTRIES, FirmKind
 from abm.model import RareEarthModel
 from abm.scenario import ScenarioError, load_scenario
 
@@ -43,3 +43,27 @@ def test_price_floor_on_a_firm_that_sells_no_oxide_is_rejected(scenario_file):
     )
     with pytest.raises(ScenarioError, match=r"events\[\d+\]\.firm: .*separator or recycler"):
         load_scenario(path)
+
+
+# ----------------------------------------------------------------------------- 2 named prospects
+
+
+def _capacity(m, country, kind):
+    f = m.firms
+    rows = (f.country == COUNTRIES.index(country)) & (f.kind == kind) & f.active
+    return float(f.capacity[rows].sum())
+
+
+def test_a_named_prospect_does_not_reduce_running_capacity():
+    m = _model("price-floor", months=1)
+    # MP's 10X magnet plant (10,000 t/yr) is a prospect: the 1,500 t/yr running stays
+    assert _capacity(m, "United States", FirmKind.MAGNET_MAKER) == pytest.approx(1500.0)
+
+
+def test_a_named_firm_online_before_the_start_is_not_counted_twice(scenario_file):
+    path = scenario_file(
+        '[[named_firms]]\nname = "Old mine"\ncountry = "Rest of World"\nkind = "miner"\n'
+        'capacity_t_per_year = 4000\nonline = "2020-01"\n'
+    )
+    m = _model(path, months=1)
+    assert _capacity(m, "Rest of World", FirmKind.MINER) == pytest.approx(34000.0)
