@@ -151,7 +151,7 @@ class RareEarthModel(mesa.Model):
         self.restr_hist: list[np.ndarray] = []  # restriction matrix of each month
         self.bankruptcies = np.zeros(C)
         self.finance_pool = np.zeros((C, len(KIND_CODES)))
-        self.rd_pressure = np.zeros(C)
+        self.rd_pressure = np.zeros((C, G))  # substitution pressure from state R&D
         self.restart_due = np.zeros(self.firms.n)
         self.external_in = 0.0
         self.external_out = 0.0
@@ -415,9 +415,11 @@ class RareEarthModel(mesa.Model):
             self.states[c].budget_usd -= usd
             self.states[c].spent_usd += usd
             self.external_out += usd
-            scale = max(self.states[c].params.industry_output_usd_per_year, 1.0) * 1e-3
+            # a programme worth rd_programme_share of a year's RE-using output buys the full cut
+            scale = max(self.industry_output(c) * self.fb.rd_programme_share, 1.0)
             cut = params.get("target_cut", 0.3)
-            self.rd_pressure[c] += min(usd / scale, 1.0) * cut
+            goods = [GOODS.index(params["good"])] if params.get("good") else list(range(G))
+            self.rd_pressure[c, goods] += min(usd / scale, 1.0) * cut
         elif etype == "capacity_shock":
             kind = KIND_BY_NAME[params["kind"]]
             m = (self.firms.country == c) & (self.firms.kind == kind)
@@ -1393,7 +1395,7 @@ class RareEarthModel(mesa.Model):
         mf = self.makers
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
-        pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure[:, None]
+        pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure
         n_m = self.by_country(np.ones(self.firms.n - self.P), mf)
         risk_cn = self.by_country(f.risk[mf, CHINA], mf) / np.maximum(n_m, 1.0)
         risk_cn[CHINA] = 0.0

@@ -125,6 +125,9 @@ class FirmParams:
     substitution_rate_per_month: float = _f(0.01, 0.0, 0.2, "max intensity cut per month")
     substitution_price_trigger: float = _f(1.8, 1.0, 100.0, "price multiple that starts R&D")
     substitution_floor: float = _f(0.55, 0.0, 1.0, "lowest reachable intensity index")
+    rd_programme_share: float = _f(
+        0.03, 1e-6, 1.0, "share of a year's RE-using output that buys a substitution_rd's full cut"
+    )
     recycling_collection_rate: float = _f(0.05, 0.0, 1.0, "share of end-of-life REO collectable")
     recycling_growth_per_month: float = _f(0.01, 0.0, 0.5, "capacity growth when profitable")
     product_life_years: float = _f(12.0, 1.0, 40.0, "years from use to end of life")

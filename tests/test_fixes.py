@@ -67,3 +67,26 @@ def test_a_named_firm_online_before_the_start_is_not_counted_twice(scenario_file
     )
     m = _model(path, months=1)
     assert _capacity(m, "Rest of World", FirmKind.MINER) == pytest.approx(34000.0)
+
+
+# ----------------------------------------------------------------------------- 3 R&D scale
+
+
+def _rd(path, usd, good=None):
+    m = _model(path, months=1, overrides=SCRIPTED)
+    event = {"type": "substitution_rd", "country": "Japan", "usd": usd, "target_cut": 0.3}
+    if good:
+        event["good"] = good
+    m.apply_action(event, "Japan")
+    return m.rd_pressure[COUNTRIES.index("Japan")]
+
+
+def test_substitution_rd_pressure_scales_with_the_amount_spent():
+    small, large = _rd("baseline-2025", 1e7), _rd("baseline-2025", 1e8)
+    assert 0 < small.max() < large.max() <= 0.3
+    assert large.max() == pytest.approx(10 * small.max())
+
+
+def test_substitution_rd_acts_on_the_events_good_only():
+    p = _rd("baseline-2025", 1e8, good="heavy")
+    assert p[2] > 0 and p[0] == 0 and p[1] == 0
