@@ -151,7 +151,7 @@ class RareEarthModel(mesa.Model):
         self.restr_hist: list[np.ndarray] = []  # restriction matrix of each month
         self.bankruptcies = np.zeros(C)
         self.finance_pool = np.zeros((C, len(KIND_CODES)))
-        self.rd_pressure = np.zeros(C)
+        self.rd_pressure = np.zeros((C, G))  # substitution pressure from state R&D
         self.restart_due = np.zeros(self.firms.n)
         self.external_in = 0.0
         self.external_out = 0.0
@@ -392,7 +392,9 @@ class RareEarthModel(mesa.Model):
         if etype == "offtake":
             self._prepare_contract(params)
         if etype == "price_floor":
-            self._firm_row(params["firm"])  # fail early if unknown
+            row = self._firm_row(params["firm"])
+            self.firms.price_floor[row] = params["price_usd_per_kg"]
+            self.firms.price_floor_good[row] = GOODS.index(params["good"])
         if etype in STANDING:
             self.policy.add(Measure(eid, etype, params, self.month, end, coercive, origin))
             return
@@ -425,9 +427,11 @@ class RareEarthModel(mesa.Model):
             self.states[c].budget_usd -= usd
             self.states[c].spent_usd += usd
             self.external_out += usd
-            scale = max(self.states[c].params.industry_output_usd_per_year, 1.0) * 1e-3
+            # a programme worth rd_programme_share of a year's RE-using output buys the full cut
+            scale = max(self.industry_output(c) * self.fb.rd_programme_share, 1.0)
             cut = params.get("target_cut", 0.3)
-            self.rd_pressure[c] += min(usd / scale, 1.0) * cut
+            goods = [GOODS.index(params["good"])] if params.get("good") else list(range(G))
+            self.rd_pressure[c, goods] += min(usd / scale, 1.0) * cut
         elif etype == "capacity_shock":
             kind = KIND_BY_NAME[params["kind"]]
             m = (self.firms.country == c) & (self.firms.kind == kind)
@@ -1179,11 +1183,13 @@ class RareEarthModel(mesa.Model):
                 self.states[x].budget_usd += cl.tax_got[x]
             revenue += cl.tax_got
             self.external_out += cl.freight
-        # price floors on NdPr oxide: the state tops up the seller's realised price
-        nd = OXIDE[1]
-        for r in np.flatnonzero((f.price_floor[pr] > 0) & (sold_all[:, nd] > 0)):
-            t = sold_all[r, nd]
-            realised = rev_all[r, nd] / (t * KG_PER_T)
+        # price floors on one oxide: the state tops up the seller's realised price
+        for r in np.flatnonzero(f.price_floor[pr] > 0):
+            ox = OXIDE[int(f.price_floor_good[r])]
+            t = sold_all[r, ox]
+            if t <= 0:
+                continue
+            realised = rev_all[r, ox] / (t * KG_PER_T)
             top = max(0.0, f.price_floor[r] - realised) * t * KG_PER_T
             payer = self._floor_payer(r)
             f.cash[r] += top
@@ -1331,8 +1337,9 @@ class RareEarthModel(mesa.Model):
         value = output_value_usd_per_kg(f, price, mk)
         floor = f.price_floor > 0
         if floor.any():
-            nd_gain = np.maximum(f.price_floor - price[OXIDE[1], f.country], 0.0)
-            value = value + np.where(floor, nd_gain * f.basket[:, 1], 0.0)
+            g = f.price_floor_good.astype(np.intp)
+            gain = np.maximum(f.price_floor - price[OXIDE[0] + g, f.country], 0.0)
+            value = value + np.where(floor, gain * f.basket[np.arange(f.n), g], 0.0)
         sub = self.recycling_subsidy()
         value = value + np.where(f.kind == FirmKind.RECYCLER, sub[f.country], 0.0)
         _extra, mult = self.tech_ban()
@@ -1422,7 +1429,7 @@ class RareEarthModel(mesa.Model):
         mf = self.makers
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
-        pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure[:, None]
+        pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure
         n_m = self.makers_per_country  # fixed
         risk_cn = self.by_country(f.risk[mf, CHINA], mf) / np.maximum(n_m, 1.0)
         risk_cn[CHINA] = 0.0
