@@ -86,6 +86,10 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ex.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765)")
     sub.add_parser("setup-ui", help="put the explorer's front-end files in place (uses npm)")
+    b = sub.add_parser("bench", help="speed and scale benchmarks (python -m benchmarks)")
+    b.add_argument("--quick", action="store_true", help="fewer months and repeats")
+    b.add_argument("--json", metavar="PATH", help="also write all figures to this JSON file")
+    b.add_argument("--profile", action="store_true", help="add cProfile hot spots")
     sub.add_parser("scenarios", help="list the built-in scenarios")
     v = sub.add_parser("validate", help="check a scenario file")
     v.add_argument("file", help="a scenario TOML file or built-in name")
@@ -416,6 +420,16 @@ def cmd_setup_ui(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    """``lanthanide bench``: the same as ``python -m benchmarks`` (never fails on speed)."""
+    from benchmarks.__main__ import main as bench_main
+
+    argv = ["--quick"] if args.quick else []
+    argv += ["--json", args.json] if args.json else []
+    argv += ["--profile"] if args.profile else []
+    return bench_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input)."""
     from abm.model import ScenarioRuntimeError
@@ -437,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             "validate": cmd_validate,
             "explore": cmd_explore,
             "setup-ui": cmd_setup_ui,
+            "bench": cmd_bench,
         }
         return handler[args.command](args)
     except (UsageError, ScenarioError, ScenarioRuntimeError) as exc:
