@@ -649,24 +649,49 @@ def _connect(address: str):
         ) from None
 
 
-def _dask(tasks: list[Task], client) -> Iterator[dict]:
-    """Run on a Dask cluster: batches submitted a window at a time, results as they finish."""
+def _dask(tasks: list[Task], client, wait_seconds: float = 600.0) -> Iterator[dict]:
+    """Run on a Dask cluster: batches submitted a window at a time, results as they finish.
+
+    The window is three batches per worker thread, counted again as workers join or leave (a
+    dask-jobqueue cluster grows while its jobs start); at most ``wait_seconds`` are spent
+    waiting for the first worker.
+    """
     from distributed import as_completed
 
+    def threads() -> int:
+        return max(sum(client.nthreads().values()), 1)
+
     try:
-        threads = sum(w["nthreads"] for w in client.scheduler_info()["workers"].values())
-        threads = max(threads, 1)
-        todo = iter(batches(tasks, threads))
-        first = [
-            client.submit(run_batch, b, pure=False) for b in itertools.islice(todo, 3 * threads)
-        ]
-        queue = as_completed(first)
-        for fut in queue:
-            nxt = next(todo, None)
-            if nxt is not None:
+        if tasks:
+            try:
+                client.wait_for_workers(1, timeout=wait_seconds)
+            except TimeoutError:
+                raise SweepError(
+                    f"--scheduler: no Dask worker joined within {wait_seconds:.0f} s"
+                ) from None
+        todo = iter(batches(tasks, threads()))
+        queue = as_completed()
+        in_flight = 0
+        checked = time.monotonic()
+        slots = threads()
+
+        def top_up() -> None:
+            nonlocal in_flight
+            while in_flight < 3 * slots:
+                nxt = next(todo, None)
+                if nxt is None:
+                    return
                 queue.add(client.submit(run_batch, nxt, pure=False))
+                in_flight += 1
+
+        top_up()
+        for fut in queue:
+            in_flight -= 1
             results = fut.result()
             fut.release()
+            if time.monotonic() - checked > 5.0:
+                slots, checked = threads(), time.monotonic()
+            top_up()
             yield from results
     finally:
         client.close()
