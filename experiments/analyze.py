@@ -105,8 +105,11 @@ def goal_of(meta: dict) -> Goal | None:
 
 
 def _levels(col: pd.Series, bins: int) -> pd.Series:
+    """Factor levels: numeric factors with many values in quantile bins labelled ``lo-hi``."""
     if pd.api.types.is_numeric_dtype(col) and col.nunique() > bins:
-        return pd.qcut(col, bins, duplicates="drop").astype(str)
+        codes, edges = pd.qcut(col, bins, labels=False, retbins=True, duplicates="drop")
+        labels = [f"{edges[k]:.3g} to {edges[k + 1]:.3g}" for k in range(len(edges) - 1)]
+        return codes.map(lambda c: labels[int(c)])
     return col.astype(str)
 
 
@@ -259,11 +262,13 @@ def prim(
 
     Starting from the box holding every run, each step removes the ``alpha`` share of the
     runs in the box at the low or high end of one numeric factor, or every run at one level of
-    a categorical factor (a list of values), whichever leaves the highest share of cases of
-    interest (``y == 1``) inside; peeling stops when no peel is possible without the box
-    holding less than ``min_support`` of the runs. From this trajectory the box returned is the
-    densest one that still covers at least ``min_coverage`` of all cases (ties: the larger
-    box), the usual density-coverage trade-off of scenario discovery. Finally, restrictions
+    a categorical factor (a list of values), whichever raises the share of cases of interest
+    (``y == 1``) inside the most per run removed (the patient criterion, so one coarse level
+    does not win only because it removes many runs at once); peeling stops when no peel is
+    possible without the box holding less than ``min_support`` of the runs. From this
+    trajectory the box returned is the densest one that still covers at least
+    ``min_coverage`` of all cases (ties: the larger box), the usual density-coverage trade-off
+    of scenario discovery. Finally, restrictions
     that do not earn their place are dropped one at a time (each removal may lower the density
     by at most ``prune_tol``), so the box names only the inputs that matter.
 
@@ -291,6 +296,7 @@ def prim(
     steps = [(inside.copy(), {c: dict(v) for c, v in limits.items()})]
     while True:
         best = None
+        base = y[inside].mean()
         for c in x.columns:
             v = arrays[c]
             if numeric[c]:
@@ -305,10 +311,10 @@ def prim(
                     m = int(cand.sum())
                     if m == int(inside.sum()) or m < max(n * min_support, 1):
                         continue
-                    density = y[cand].mean()
-                    if best is None or density > best[0]:
+                    gain = (y[cand].mean() - base) / (inside.sum() - m)
+                    if best is None or gain > best[0]:
                         bound = v[cand].min() if side == "min" else v[cand].max()
-                        best = (density, cand, c, side, float(bound))
+                        best = (gain, cand, c, side, float(bound))
             else:
                 present = pd.unique(v[inside])
                 if len(present) < 2:
@@ -318,9 +324,9 @@ def prim(
                     m = int(cand.sum())
                     if m < max(n * min_support, 1):
                         continue
-                    density = y[cand].mean()
-                    if best is None or density > best[0]:
-                        best = (density, cand, c, "drop", level)
+                    gain = (y[cand].mean() - base) / (inside.sum() - m)
+                    if best is None or gain > best[0]:
+                        best = (gain, cand, c, "drop", level)
         if best is None:
             break
         _, inside, c, side, val = best

@@ -269,3 +269,15 @@ def test_analyze_a_run_folder(tmp_path):
     assert "target_lost_output_usd" in set(table["outcome"])
     page = (out / "analysis" / "report.html").read_text()
     assert "data:image/png;base64," in page and "https://" not in page
+
+
+def test_the_sweep_example_in_the_guide_validates(tmp_path):
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "SWEEPS.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", text, flags=re.S)
+    assert blocks
+    for k, block in enumerate(blocks):
+        path = tmp_path / f"example{k}.toml"
+        path.write_text(block)
+        assert len(tasks_for(load_sweep(path))) > 0
