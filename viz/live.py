@@ -1,0 +1,60 @@
+"""The rows each chart shows, grown month by month (see :mod:`viz.charts`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from viz.charts import VIEW_OPTIONS, VIEWS
+
+DEFAULT_OPTIONS = {"prices": "oxide", "stocks": "ndpr", "capacity": "oxide"}
+REPLACED = frozenset({"flows"})  # views of the current month only
+
+
+class LiveViews:
+    """Each view's rows, extended by each new month; an epoch per view marks a new table.
+
+    Args:
+        options: a view's option (stage or good) where it has one; see
+            :data:`viz.charts.VIEW_OPTIONS`.
+    """
+
+    def __init__(self, options: dict[str, str] | None = None):
+        self.options = {**DEFAULT_OPTIONS, **(options or {})}
+        self.rows: dict[str, list[dict]] = {name: [] for name in VIEWS}
+        self.epochs: dict[str, int] = {name: 0 for name in VIEWS}
+        self.stamp = ""
+
+    def _kw(self, name: str) -> dict:
+        return {VIEW_OPTIONS[name]: self.options[name]} if name in VIEW_OPTIONS else {}
+
+    def spec(self, name: str) -> dict:
+        """The Vega-Lite spec of one view, for its current option."""
+        return VIEWS[name][1](**self._kw(name))
+
+    def add_month(self, month_rows: pd.DataFrame, date: str) -> None:
+        """Add one month (both runs' rows of that month) to every view."""
+        for name, (rows_fn, _spec) in VIEWS.items():
+            new = rows_fn(month_rows, **self._kw(name))
+            if name in REPLACED:
+                self.rows[name] = new
+            else:
+                self.rows[name].extend(new)
+        self.stamp = date
+
+    def set_option(self, name: str, value: str, ts: pd.DataFrame) -> None:
+        """Change a view's option and rebuild its rows from the whole history ``ts``."""
+        self.options[name] = value
+        self.rebuild(name, ts)
+
+    def rebuild(self, name: str, ts: pd.DataFrame) -> None:
+        """Recompute one view's rows from the whole history (a new epoch)."""
+        rows_fn = VIEWS[name][0]
+        self.rows[name] = rows_fn(ts, **self._kw(name)) if not ts.empty else []
+        self.epochs[name] += 1
+
+    def clear(self) -> None:
+        """Empty every view (a new run)."""
+        for name in VIEWS:
+            self.rows[name] = []
+            self.epochs[name] += 1
+        self.stamp = ""
