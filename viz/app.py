@@ -8,6 +8,7 @@ counterfactual and the verdict come from :mod:`abm` and :mod:`experiments`.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -37,8 +38,19 @@ from viz.session import RunPair
 
 DEFAULT_SCENARIO = "default"
 SUMMARY_EVERY_MONTHS = 12  # while playing, the leverage meter is refreshed this often
+SUMMARY_IDLE_SECONDS = 0.4  # after Step clicks, the meter waits for this pause
 SPEEDS = {"1/s": 1.0, "2/s": 2.0, "5/s": 5.0, "10/s": 10.0, "max": 100.0}  # months per second
 UPLOAD_PREFIX = "upload: "
+
+
+def _page_context():
+    """The Solara page (virtual kernel) this code runs for, if any (none in ``solara.render``)."""
+    try:
+        from solara.server import kernel_context
+
+        return kernel_context.get_current_context()
+    except (ImportError, RuntimeError):
+        return None
 
 
 class Session:
@@ -50,6 +62,7 @@ class Session:
 
     def __init__(self, scenario: str = DEFAULT_SCENARIO):
         self.lock = threading.RLock()
+        self._context = _page_context()  # worker threads update this page's reactive values
         self.source = solara.reactive(scenario)  # a built-in name or "upload: NAME"
         self.uploads: dict[str, Scenario] = {}
         self.upload_error = solara.reactive("")
@@ -68,6 +81,7 @@ class Session:
         self.pair: RunPair | None = None
         self.views = LiveViews()
         self._summary_busy = False
+        self._summary_timer: threading.Timer | None = None
         self.reset()
 
     # ------------------------------------------------------------ scenario and levers
@@ -161,27 +175,40 @@ class Session:
             month = pair.step()
             self.views.add_month(month.rows, month.date[:7])
             self.tick.value += 1
-            due = pair.done or not self.playing.value or pair.month % SUMMARY_EVERY_MONTHS == 0
-        if due:
+            playing = self.playing.value
+        if pair.done or (playing and pair.month % SUMMARY_EVERY_MONTHS == 0):
             self.refresh_summary()
+        elif not playing:
+            self.refresh_summary(delay=SUMMARY_IDLE_SECONDS)  # once the clicks pause
         return True
 
-    def refresh_summary(self) -> None:
-        """Recompute the verdict so far (in a thread: the charts do not wait for it)."""
-        if self._summary_busy:
-            return
-        self._summary_busy = True
+    def refresh_summary(self, delay: float = 0.0) -> None:
+        """Recompute the verdict so far, in a thread, so that the charts never wait for it.
+
+        With ``delay``, the work starts only once no other request came for that long (a burst
+        of Step clicks costs one summary).
+        """
+        if self._summary_timer is not None:
+            self._summary_timer.cancel()
         pair, run = self.pair, self.run_id.value
+        if pair is None or pair.month == 0:
+            return
 
         def work():
+            if self._summary_busy:
+                return
+            self._summary_busy = True
             try:
-                summary = pair.summary()
-                if run == self.run_id.value:
-                    self.summary.value = summary
+                with self._context or contextlib.nullcontext():
+                    summary = pair.summary()
+                    if run == self.run_id.value:
+                        self.summary.value = summary
             finally:
                 self._summary_busy = False
 
-        threading.Thread(target=work, daemon=True).start()
+        self._summary_timer = threading.Timer(delay, work)
+        self._summary_timer.daemon = True
+        self._summary_timer.start()
 
     def set_option(self, view: str, value: str) -> None:
         """Change a chart's stage or good."""
@@ -189,7 +216,7 @@ class Session:
             ts = self.pair.timeseries if self.pair else None
             if ts is None or ts.empty:
                 self.views.options[view] = value
-                self.views.epochs[view] += 1
+                self.views.tables[view].epoch += 1
             else:
                 self.views.set_option(view, value, ts)
             self.tick.value += 1
@@ -385,13 +412,8 @@ def ViewCard(session: Session, name: str, tick: int):
                 on_value=lambda label: session.set_option(name, keys[shown.index(label)]),
                 dense=True,
             )
-        LiveChart(
-            spec,
-            views.rows[name],
-            views.epochs[name] * 1000 + session.run_id.value,
-            views.stamp,
-            replace=name in REPLACED,
-        )
+        table = views.tables[name]
+        LiveChart(spec, table, table.version, views.stamp, replace=name in REPLACED)
 
 
 @solara.component
@@ -402,21 +424,21 @@ def Meter(session: Session, tick: int):
 
 
 @solara.component
-def Timeline(session: Session, tick: int):
-    """Events of the run."""
+def Timeline(session: Session, n_events: int, run_id: int):
+    """Events of the run (re-drawn when there are new ones)."""
     pair = session.pair
     events = pair.events() if pair else []
     EventsTimeline(events)
 
 
 @solara.component
-def Export(session: Session, tick: int):
-    """Downloads of the current run: the same files as ``lanthanide run`` writes."""
+def Export(session: Session, started: bool, run_id: int):
+    """Downloads of the current run (the months so far): the files ``lanthanide run`` writes."""
     pair = session.pair
-    if pair is None or pair.month == 0:
+    if pair is None or not started:
         solara.Text("Exports appear after the first month.", style={"color": "#777"})
         return
-    stem = f"{pair.scenario.name}-seed{pair.seed}-m{pair.month}"
+    stem = f"{pair.scenario.name}-seed{pair.seed}"
     with solara.Row(style={"flex-wrap": "wrap"}):
         solara.FileDownload(
             pair.parquet_bytes, filename=f"{stem}-timeseries.parquet", label="timeseries.parquet"
@@ -460,9 +482,15 @@ CSS = """
 
 @solara.component
 def Page():
-    """The explorer."""
+    """The explorer, with a session of its own for this browser page."""
     session = solara.use_memo(Session, [])
     solara.use_effect(lambda: session.close, [])
+    Explorer(session)
+
+
+@solara.component
+def Explorer(session: Session):
+    """The explorer's layout around a given session: controls in the sidebar, views beside."""
     solara.Title("Lanthanide explorer")
     solara.Style(CSS)
     with solara.Sidebar():
@@ -474,6 +502,7 @@ def Page():
 def Dashboard(session: Session):
     """Everything that changes each month; the one component that listens to the clock."""
     tick = session.tick.value
+    run_id = session.run_id.value
     with solara.Column(style={"padding": "8px"}):
         RunControls(session, tick)
         Meter(session, tick)
@@ -481,6 +510,7 @@ def Dashboard(session: Session):
         with solara.Div(classes=["lanthanide-grid"]):
             for name in ("prices", "share", "dependence", "stocks", "capacity", "lost", "flows"):
                 ViewCard(session, name, tick)
-            Timeline(session, tick)
+            pair = session.pair
+            Timeline(session, len(pair.models["scenario"].policy.log) if pair else 0, run_id)
         solara.Markdown("**Export** the current run (the months so far):")
-        Export(session, tick)
+        Export(session, bool(pair and pair.month), run_id)

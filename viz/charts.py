@@ -36,6 +36,8 @@ SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 COUNTRY_COLOURS: dict[str, str] = dict(_CLI_COLOURS)
 OUTSIDE_CHINA = "#333333"  # prices outside China (a world aggregate, not one country)
 
+INVENTORIES = "manufacturers' inventories"
+STOCKPILES = "state stockpiles"
 RUN = "this run"
 COUNTERFACTUAL = "counterfactual"
 RUN_LABELS = {"scenario": RUN, "counterfactual": COUNTERFACTUAL}
@@ -84,49 +86,99 @@ def _date_x(title: str | None = None) -> dict:
     }
 
 
-def _select(ts: pd.DataFrame, variable: str, **equal) -> pd.DataFrame:
-    """Rows of one variable, optionally with dimension columns equal to a value (or in a list)."""
-    mask = ts["variable"] == variable
-    for col, value in equal.items():
-        if isinstance(value, list | tuple | set):
-            mask &= ts[col].isin(list(value))
-        else:
-            mask &= ts[col] == value
-    return ts.loc[mask]
+class Columns:
+    """The long table as numpy arrays of category codes, for fast selection.
 
-
-def _records(
-    df: pd.DataFrame, columns: list[str], maps: dict[str, dict] | None = None, **const
-) -> list[dict]:
-    """JSON-ready dicts: dates as ISO strings, labels mapped, no NaN values.
-
-    ``maps`` relabels a column's values (``run`` is always relabelled with :data:`RUN_LABELS`);
-    ``const`` adds columns with one value. Built from plain lists: pandas per-row work is slow.
+    Built once per table (or per month) and shared by every view; a ``*_rows`` function given a
+    DataFrame builds it itself.
     """
-    if df.empty:
-        return []
+
+    DIMS = ("run", "variable", "country", "partner", "good", "stage", "segment", "sector")
+
+    def __init__(self, ts: pd.DataFrame):
+        self.n = len(ts)
+        self.value = ts["value"].to_numpy(dtype=float) if self.n else np.zeros(0)
+        self.date = (
+            ts["date"].to_numpy().astype("datetime64[D]")
+            if self.n
+            else np.zeros(0, dtype="datetime64[D]")
+        )
+        self.codes: dict[str, np.ndarray] = {}
+        self.names: dict[str, np.ndarray] = {}
+        for col in self.DIMS:
+            c = ts[col] if col in ts else pd.Series([None] * self.n, dtype="category")
+            cat = c if isinstance(c.dtype, pd.CategoricalDtype) else c.astype("category")
+            self.codes[col] = cat.cat.codes.to_numpy()
+            names = [str(x) for x in cat.cat.categories]
+            self.names[col] = np.array([*names, ""], dtype=object)  # code -1 -> ""
+
+    @classmethod
+    def of(cls, ts) -> Columns:
+        """``ts`` itself if already :class:`Columns`, else built from the DataFrame."""
+        return ts if isinstance(ts, Columns) else cls(ts)
+
+    def _code(self, col: str, label: str) -> int:
+        hits = np.flatnonzero(self.names[col][:-1] == label)
+        return int(hits[0]) if hits.size else -2  # -2 matches nothing
+
+    def select(self, variable: str, **equal) -> np.ndarray:
+        """Row indices of one variable with dimensions equal to a label (or in a list)."""
+        mask = self.codes["variable"] == self._code("variable", variable)
+        for col, want in equal.items():
+            labels = want if isinstance(want, list | tuple | set) else [want]
+            mask &= np.isin(self.codes[col], [self._code(col, w) for w in labels])
+        return np.flatnonzero(mask)
+
+    def labels(self, col: str, idx: np.ndarray) -> list[str]:
+        """The labels of one dimension at rows ``idx``."""
+        return self.names[col][self.codes[col][idx]].tolist()
+
+    def dates(self, idx: np.ndarray) -> list[str]:
+        """ISO dates (``YYYY-MM-DD``) at rows ``idx``."""
+        return np.datetime_as_string(self.date[idx]).tolist()
+
+
+def _rows(
+    cols: Columns,
+    idx: np.ndarray,
+    fields: list[str],
+    maps: dict[str, dict] | None = None,
+    scale: float = 1.0,
+    **const,
+) -> list[dict]:
+    """JSON-ready dicts for rows ``idx``: date, dimension labels (relabelled), value; no NaN.
+
+    ``run`` is always relabelled with :data:`RUN_LABELS`; ``const`` adds fixed fields.
+    """
+    value = cols.value[idx] * scale
+    keep = np.isfinite(value)
+    idx, value = idx[keep], value[keep]
     maps = {"run": RUN_LABELS, **(maps or {})}
-    cols = {}
-    for col in columns:
-        s = df[col]
-        if col == "date":
-            cols[col] = np.datetime_as_string(s.to_numpy().astype("datetime64[D]")).tolist()
-        elif col == "value":
-            cols[col] = np.round(s.to_numpy(dtype=float), 6).tolist()
+    columns: dict[str, list] = {}
+    for f in fields:
+        if f == "date":
+            columns[f] = cols.dates(idx)
+        elif f == "value":
+            columns[f] = np.round(value, 6).tolist()
         else:
-            values = s.astype(str).tolist() if s.dtype != object else [str(v) for v in s]
-            if col in maps:
-                m = maps[col]
-                values = [m.get(v, v) for v in values]
-            cols[col] = values
-    names = list(cols) + list(const)
-    rows = zip(*cols.values(), strict=True)
-    keep = "value" in cols
+            labels = cols.labels(f, idx)
+            m = maps.get(f)
+            columns[f] = [m.get(x, x) for x in labels] if m else labels
+    names = [*columns, *const]
+    extra = tuple(const.values())
     return [
-        dict(zip(names, (*r, *const.values()), strict=True))
-        for r in rows
-        if not keep or math.isfinite(r[names.index("value")])
+        dict(zip(names, (*r, *extra), strict=True)) for r in zip(*columns.values(), strict=True)
     ]
+
+
+def _sum_by(cols: Columns, idx: np.ndarray, keys: list[str], scale: float = 1.0) -> dict:
+    """Sum of values at rows ``idx`` by the labels of ``keys`` (``date`` allowed as a key)."""
+    parts = [cols.dates(idx) if k == "date" else cols.labels(k, idx) for k in keys]
+    out: dict[tuple, float] = {}
+    for key, v in zip(zip(*parts, strict=True), (cols.value[idx] * scale).tolist(), strict=True):
+        if v == v:  # skip NaN
+            out[key] = out.get(key, 0.0) + v
+    return out
 
 
 def _base(title: str, description: str) -> dict:
@@ -147,11 +199,12 @@ def _base(title: str, description: str) -> dict:
 # ---------------------------------------------------------------------------- prices
 
 
-def price_rows(ts: pd.DataFrame, stage: str = "oxide") -> list[dict]:
+def price_rows(ts, stage: str = "oxide") -> list[dict]:
     """Prices of one stage inside and outside China, by good (US$/kg)."""
-    df = _select(ts, "price", stage=stage, segment=["china_domestic", "world"])
+    c = Columns.of(ts)
+    idx = c.select("price", stage=stage, segment=["china_domestic", "world"])
     maps = {"good": GOOD_LABELS, "segment": SEGMENT_LABELS}
-    return _records(df, ["date", "run", "good", "segment", "value"], maps)
+    return _rows(c, idx, ["date", "run", "good", "segment", "value"], maps)
 
 
 def price_spec(stage: str = "oxide") -> dict:
@@ -201,11 +254,11 @@ def price_spec(stage: str = "oxide") -> dict:
 # ---------------------------------------------------------------------------- China's share
 
 
-def share_rows(ts: pd.DataFrame) -> list[dict]:
+def share_rows(ts) -> list[dict]:
     """China's share of world output by stage (mining, separation, magnets), in %."""
-    df = _select(ts, "china_share")
-    df = df.assign(value=df["value"] * 100.0)
-    return _records(df, ["date", "run", "stage", "value"], {"stage": STAGE_LABELS})
+    c = Columns.of(ts)
+    idx = c.select("china_share")
+    return _rows(c, idx, ["date", "run", "stage", "value"], {"stage": STAGE_LABELS}, 100.0)
 
 
 def share_spec() -> dict:
@@ -247,11 +300,11 @@ def share_spec() -> dict:
 # ---------------------------------------------------------------------------- dependence
 
 
-def dependence_rows(ts: pd.DataFrame) -> list[dict]:
+def dependence_rows(ts) -> list[dict]:
     """Each importer's share of its concentrate and oxide imports that comes from China, in %."""
-    df = _select(ts, "import_share_from_china")
-    df = df.assign(value=df["value"] * 100.0)
-    return _records(df, ["date", "run", "country", "value"])
+    c = Columns.of(ts)
+    idx = c.select("import_share_from_china")
+    return _rows(c, idx, ["date", "run", "country", "value"], scale=100.0)
 
 
 def dependence_spec() -> dict:
@@ -291,26 +344,31 @@ def dependence_spec() -> dict:
 # ---------------------------------------------------------------------------- stocks
 
 
-def stock_rows(ts: pd.DataFrame, good: str = "ndpr") -> list[dict]:
+def stock_rows(ts, good: str = "ndpr") -> list[dict]:
     """Manufacturers' inventories and state stockpiles of one good, in months of use.
 
     Inventories are the recorded ``inventory_months``. Stockpiles are ``stockpile_t`` divided
     by the same country's ``consumption_t`` of that good in the same month (months of current
     use); countries without a stockpile are left out.
     """
+    c = Columns.of(ts)
     keys = ["date", "run", "country"]
-    inv = _select(ts, "inventory_months", good=good)
-    out = _records(inv, keys + ["value"], kind="manufacturers' inventories")
-    pile = _select(ts, "stockpile_t", good=good)
-    pile = pile.loc[pile["value"] > 0]
-    if not pile.empty:
-        use = _select(ts, "consumption_t", good=good)
-        both = pile[keys + ["value"]].merge(
-            use[keys + ["value"]], on=keys, suffixes=("_pile", "_use"), how="inner"
-        )
-        both = both[both["value_use"] > 0]
-        both = both.assign(value=both["value_pile"] / both["value_use"])
-        out += _records(both, keys + ["value"], kind="state stockpiles")
+    out = _rows(c, c.select("inventory_months", good=good), [*keys, "value"], kind=INVENTORIES)
+    pile = _sum_by(c, c.select("stockpile_t", good=good), keys)
+    if any(v > 0 for v in pile.values()):
+        use = _sum_by(c, c.select("consumption_t", good=good), keys)
+        for (date, run, country), t in pile.items():
+            u = use.get((date, run, country), 0.0)
+            if t > 0 and u > 0:
+                out.append(
+                    {
+                        "date": date,
+                        "run": RUN_LABELS.get(run, run),
+                        "country": country,
+                        "value": round(t / u, 6),
+                        "kind": STOCKPILES,
+                    }
+                )
     return out
 
 
@@ -357,16 +415,16 @@ def stock_spec(good: str = "ndpr") -> dict:
 # ---------------------------------------------------------------------------- capacity
 
 
-def capacity_rows(ts: pd.DataFrame, stage: str = "oxide") -> list[dict]:
-    """Capacity online and under construction by country for one stage (t/yr)."""
+def capacity_rows(ts, stage: str = "oxide") -> list[dict]:
+    """Capacity online and under construction by country for one stage (kt/yr)."""
+    c = Columns.of(ts)
     out = []
     for var, kind in (
         ("capacity_t_per_year", "online"),
         ("construction_t_per_year", "under construction"),
     ):
-        df = _select(ts, var, stage=stage)
-        df = df.assign(value=df["value"] / 1000.0)
-        out += _records(df, ["date", "run", "country", "value"], kind=kind)
+        idx = c.select(var, stage=stage)
+        out += _rows(c, idx, ["date", "run", "country", "value"], scale=1e-3, kind=kind)
     return out
 
 
@@ -414,18 +472,34 @@ def capacity_spec(stage: str = "oxide") -> dict:
 # ---------------------------------------------------------------------------- lost output
 
 
-def lost_rows(ts: pd.DataFrame) -> list[dict]:
+def lost_rows(ts) -> list[dict]:
     """Lost output (US$ bn per month) by country, and by sector (all countries)."""
-    df = _select(ts, "lost_output_usd")
-    if df.empty:
-        return []
-    df = df.assign(value=df["value"].astype(float) / 1e9)
-    by_c = df.groupby(["date", "run", "country"], observed=True, as_index=False)["value"].sum()
-    by_s = df.groupby(["date", "run", "sector"], observed=True, as_index=False)["value"].sum()
-    by_s = by_s[by_s["value"] > 0]
-    return _records(by_c, ["date", "run", "country", "value"], kind="country", sector="") + (
-        _records(by_s, ["date", "run", "sector", "value"], {"sector": SECTOR_LABELS}, kind="sector")
-    )
+    c = Columns.of(ts)
+    idx = c.select("lost_output_usd")
+    out = [
+        {
+            "date": d,
+            "run": RUN_LABELS.get(r, r),
+            "kind": "country",
+            "country": k,
+            "sector": "",
+            "value": round(v, 6),
+        }
+        for (d, r, k), v in _sum_by(c, idx, ["date", "run", "country"], 1e-9).items()
+    ]
+    out += [
+        {
+            "date": d,
+            "run": RUN_LABELS.get(r, r),
+            "kind": "sector",
+            "country": "",
+            "sector": SECTOR_LABELS.get(k, k),
+            "value": round(v, 6),
+        }
+        for (d, r, k), v in _sum_by(c, idx, ["date", "run", "sector"], 1e-9).items()
+        if v > 0
+    ]
+    return out
 
 
 def lost_spec() -> dict:
@@ -491,7 +565,7 @@ def lost_spec() -> dict:
 # ---------------------------------------------------------------------------- trade flows
 
 
-def flow_rows(ts: pd.DataFrame, date=None, min_t: float = 1.0) -> list[dict]:
+def flow_rows(ts, date=None, min_t: float = 1.0) -> list[dict]:
     """Trade between countries in one month (default: the last), summed over goods and stages.
 
     Each row is one exporter -> importer route of one run, in t/month (concentrate and oxide in
@@ -499,32 +573,35 @@ def flow_rows(ts: pd.DataFrame, date=None, min_t: float = 1.0) -> list[dict]:
     (the recorded ``restriction`` share is above 0). Restricted routes with no trade left are
     kept (with 0 t) so that an embargo stays visible.
     """
-    if ts.empty:
+    c = Columns.of(ts)
+    if c.n == 0:
         return []
-    if date is None:
-        date = ts["date"].max()
-    month = ts.loc[ts["date"] == date]
-    trade = month.loc[month["variable"] == "trade_t"]
-    flows = trade.groupby(["run", "country", "partner"], observed=True, as_index=False)[
-        "value"
-    ].sum()
-    flows = flows[flows["value"] >= min_t]
-    restr = month.loc[(month["variable"] == "restriction") & (month["value"] > 0)]
-    restr = restr.groupby(["run", "country", "partner"], observed=True, as_index=False)[
-        "value"
-    ].max()
-    restr = restr.rename(columns={"value": "blocked"})
-    df = flows.merge(restr, on=["run", "country", "partner"], how="outer")
-    df["value"] = df["value"].fillna(0.0)
-    df["blocked"] = df["blocked"].fillna(0.0)
-    df["route"] = np.where(df["blocked"] > 0, "restricted", "open")
-    df["blocked"] = (df["blocked"] * 100).round(0)
-    df = df.rename(columns={"country": "exporter", "partner": "importer"})
-    df["date"] = date
-    cols = ["date", "run", "exporter", "importer", "route", "value"]
-    out = _records(df, cols, x0=0, x1=1)
-    for row, b in zip(out, df["blocked"].tolist(), strict=True):
-        row["blocked"] = b
+    day = c.date.max() if date is None else np.datetime64(pd.Timestamp(date), "D")
+    in_month = np.flatnonzero(c.date == day)
+    keys = ["run", "country", "partner"]
+    trade = _sum_by(c, np.intersect1d(c.select("trade_t"), in_month), keys)
+    blocked = _sum_by(c, np.intersect1d(c.select("restriction"), in_month), keys)
+    iso = str(day)
+    out = []
+    for key in sorted(set(trade) | {k for k, b in blocked.items() if b > 0}):
+        t = trade.get(key, 0.0)
+        b = blocked.get(key, 0.0)
+        if t < min_t and b <= 0:
+            continue
+        run, exporter, importer = key
+        out.append(
+            {
+                "date": iso,
+                "run": RUN_LABELS.get(run, run),
+                "exporter": exporter,
+                "importer": importer,
+                "route": "restricted" if b > 0 else "open",
+                "blocked": round(100 * min(b, 1.0)),
+                "value": round(t, 3),
+                "x0": 0,
+                "x1": 1,
+            }
+        )
     return out
 
 

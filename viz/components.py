@@ -35,23 +35,44 @@ def Chart(spec: dict):
     return VegaChart.element(spec=spec)
 
 
+class Table:
+    """The rows of a growing chart, held by reference.
+
+    Not a list on purpose: Solara's renderer walks into list and dict arguments of components
+    (to find nested elements), which would cost time in proportion to the history.
+
+    Attributes:
+        rows: the whole table so far (JSON-ready dicts); extend it in place as months come.
+        epoch: increase it when ``rows`` becomes a new table rather than a longer one.
+    """
+
+    def __init__(self, rows: list[dict] | None = None, epoch: int = 0):
+        self.rows: list[dict] = rows if rows is not None else []
+        self.epoch = epoch
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """(epoch, number of rows): changes whenever there is something new to show."""
+        return (self.epoch, len(self.rows))
+
+
 @solara.component
-def LiveChart(spec: dict, rows: list[dict], epoch: int = 0, stamp: str = "", replace=False):
+def LiveChart(spec: dict, table: Table, version=None, stamp: str = "", replace: bool = False):
     """A Vega-Lite chart of a table that grows: only rows the browser lacks are sent.
 
     Args:
         spec: the chart's spec without data (its data source is named ``"table"``).
-        rows: the whole table so far; a list that the caller extends (not copied).
-        epoch: change it when ``rows`` is a new table rather than a longer one.
-        stamp: what the rows now cover (the last month), shown as ``data-stamp``.
+        table: the rows so far (see :class:`Table`).
+        version: pass ``table.version`` (so that the component redraws when rows are added).
+        stamp: what the rows now cover (the last month), shown on the element as ``data-stamp``.
         replace: the table is replaced each time (a one-month view such as trade flows).
     """
     el = VegaChart.element(spec=spec)
 
     def push():
-        solara.get_widget(el).show(rows, epoch, stamp, replace)
+        solara.get_widget(el).show(table.rows, table.epoch, stamp, replace)
 
-    solara.use_effect(push, [epoch, len(rows), stamp, id(rows)])
+    solara.use_effect(push, [version, stamp, table])
     return el
 
 

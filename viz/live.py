@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from viz.charts import VIEW_OPTIONS, VIEWS
+from viz.charts import VIEW_OPTIONS, VIEWS, Columns
+from viz.components import Table
 
 DEFAULT_OPTIONS = {"prices": "oxide", "stocks": "ndpr", "capacity": "oxide"}
 REPLACED = frozenset({"flows"})  # views of the current month only
@@ -20,9 +21,13 @@ class LiveViews:
 
     def __init__(self, options: dict[str, str] | None = None):
         self.options = {**DEFAULT_OPTIONS, **(options or {})}
-        self.rows: dict[str, list[dict]] = {name: [] for name in VIEWS}
-        self.epochs: dict[str, int] = {name: 0 for name in VIEWS}
+        self.tables: dict[str, Table] = {name: Table() for name in VIEWS}
         self.stamp = ""
+
+    @property
+    def rows(self) -> dict[str, list[dict]]:
+        """Each view's rows."""
+        return {name: t.rows for name, t in self.tables.items()}
 
     def _kw(self, name: str) -> dict:
         return {VIEW_OPTIONS[name]: self.options[name]} if name in VIEW_OPTIONS else {}
@@ -33,12 +38,13 @@ class LiveViews:
 
     def add_month(self, month_rows: pd.DataFrame, date: str) -> None:
         """Add one month (both runs' rows of that month) to every view."""
+        cols = Columns(month_rows)  # one conversion shared by every view
         for name, (rows_fn, _spec) in VIEWS.items():
-            new = rows_fn(month_rows, **self._kw(name))
+            new = rows_fn(cols, **self._kw(name))
             if name in REPLACED:
-                self.rows[name] = new
+                self.tables[name].rows = new
             else:
-                self.rows[name].extend(new)
+                self.tables[name].rows.extend(new)
         self.stamp = date
 
     def set_option(self, name: str, value: str, ts: pd.DataFrame) -> None:
@@ -49,12 +55,13 @@ class LiveViews:
     def rebuild(self, name: str, ts: pd.DataFrame) -> None:
         """Recompute one view's rows from the whole history (a new epoch)."""
         rows_fn = VIEWS[name][0]
-        self.rows[name] = rows_fn(ts, **self._kw(name)) if not ts.empty else []
-        self.epochs[name] += 1
+        table = self.tables[name]
+        table.rows = rows_fn(Columns(ts), **self._kw(name)) if not ts.empty else []
+        table.epoch += 1
 
     def clear(self) -> None:
         """Empty every view (a new run)."""
-        for name in VIEWS:
-            self.rows[name] = []
-            self.epochs[name] += 1
+        for table in self.tables.values():
+            table.rows = []
+            table.epoch += 1
         self.stamp = ""

@@ -110,15 +110,18 @@ class RunPair:
 
     @property
     def timeseries(self) -> pd.DataFrame:
-        """The long table so far, both runs, as in ``timeseries.parquet``."""
+        """The long table so far, both runs (months in order, the two runs interleaved).
+
+        Built incrementally: only the months added since the last call are concatenated.
+        """
         months = list(self.months)  # a snapshot: another thread may be stepping
         if not months:
             return pd.DataFrame()
-        if self._table is None or self._table[0] != len(months):
-            df = pd.concat(months, ignore_index=True)
+        n, df = self._table if self._table is not None else (0, None)
+        if n != len(months):
+            parts = ([df] if df is not None else []) + months[n:]
+            df = pd.concat(parts, ignore_index=True)
             df["run"] = pd.Categorical(df["run"].astype(str), categories=list(RUNS))
-            # both runs' rows of a month are adjacent; the file groups by run, as the CLI does
-            df = df.sort_values(["run", "date"], kind="stable", ignore_index=True)
             self._table = (len(months), df)
         return self._table[1]
 
@@ -174,7 +177,9 @@ class RunPair:
         import io
 
         buf = io.BytesIO()
-        self.timeseries.to_parquet(buf, index=False)
+        # the same row order as lanthanide run: the scenario's months, then the counterfactual's
+        ts = self.timeseries.sort_values(["run", "date"], kind="stable", ignore_index=True)
+        ts.to_parquet(buf, index=False)
         return buf.getvalue()
 
     def summary_bytes(self) -> bytes:
