@@ -82,6 +82,10 @@ def _build_parser() -> argparse.ArgumentParser:
     group.add_argument("--scheduler", default=None, help="a Dask scheduler, tcp://HOST:PORT")
     group.add_argument("--shard", default=None, metavar="I/N", help="run the I-th of N slices")
     sw.add_argument("--resume", action="store_true", help="skip runs already recorded")
+    ex = sub.add_parser("explore", help="start the explorer (a web page) on this machine")
+    ex.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    ex.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765)")
+    sub.add_parser("setup-ui", help="put the explorer's front-end files in place (uses npm)")
     sub.add_parser("scenarios", help="list the built-in scenarios")
     v = sub.add_parser("validate", help="check a scenario file")
     v.add_argument("file", help="a scenario TOML file or built-in name")
@@ -105,6 +109,16 @@ def _nonneg_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} must be 1-65535")
     return value
 
 
@@ -378,6 +392,30 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    """``lanthanide explore``: the Solara explorer (imports the UI stack only here)."""
+    from viz.assets import AssetsError
+    from viz.serve import explore
+
+    try:
+        return explore(args.host, args.port)
+    except AssetsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_setup_ui(args) -> int:
+    """``lanthanide setup-ui``: fetch the explorer's front-end files with npm (once)."""
+    from viz.assets import AssetsError, cache_dir, ensure_assets
+
+    try:
+        fetched = ensure_assets()
+    except AssetsError as exc:
+        raise UsageError(str(exc)) from None
+    state = f"{len(fetched)} packages fetched" if fetched else "already in place"
+    print(f"front-end files in {cache_dir()}: {state}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input)."""
     from abm.model import ScenarioRuntimeError
@@ -397,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             "sweep": cmd_sweep,
             "scenarios": cmd_scenarios,
             "validate": cmd_validate,
+            "explore": cmd_explore,
+            "setup-ui": cmd_setup_ui,
         }
         return handler[args.command](args)
     except (UsageError, ScenarioError, ScenarioRuntimeError) as exc:
