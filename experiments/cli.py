@@ -86,6 +86,13 @@ def _build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ex.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765)")
     sub.add_parser("setup-ui", help="put the explorer's front-end files in place (uses npm)")
+    wg = sub.add_parser("wargame", help="serve the classroom wargame (pages and /api)")
+    wg.add_argument("--host", default="127.0.0.1", help="address (0.0.0.0 for a classroom LAN)")
+    wg.add_argument("--port", type=_port, default=8766, help="TCP port (default 8766)")
+    wg.add_argument("--db", default=None, help="SQLite file (default: the user's data folder)")
+    wg.add_argument(
+        "--public-url", default=None, help="address players use (default: this machine's)"
+    )
     sub.add_parser("scenarios", help="list the built-in scenarios")
     v = sub.add_parser("validate", help="check a scenario file")
     v.add_argument("file", help="a scenario TOML file or built-in name")
@@ -403,6 +410,17 @@ def cmd_explore(args) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_wargame(args) -> int:
+    """``lanthanide wargame``: the classroom server (imports the UI stack only here)."""
+    from viz.assets import AssetsError
+    from viz.wargame.server import serve
+
+    try:
+        return serve(args.host, args.port, args.db, args.public_url)
+    except AssetsError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_setup_ui(args) -> int:
     """``lanthanide setup-ui``: fetch the explorer's front-end files with npm (once)."""
     from viz.assets import AssetsError, cache_dir, ensure_assets
@@ -437,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
             "validate": cmd_validate,
             "explore": cmd_explore,
             "setup-ui": cmd_setup_ui,
+            "wargame": cmd_wargame,
         }
         return handler[args.command](args)
     except (UsageError, ScenarioError, ScenarioRuntimeError) as exc:

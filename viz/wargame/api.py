@@ -52,7 +52,9 @@ def _handler(fn, *, with_body: bool = False, raw: bool = False):
                 media_type="application/zip",
                 headers={"Content-Disposition": f'attachment; filename="wargame-{gid}.zip"'},
             )
-        return JSONResponse(result, status_code=201 if request.method == "POST" and fn is _create else 200)
+        return JSONResponse(
+            result, status_code=201 if request.method == "POST" and fn is _create else 200
+        )
 
     return endpoint
 
@@ -103,10 +105,6 @@ def _kick(hub, gid, token, body):
 
 def _debrief(hub, gid, token, body):
     return hub.debrief(gid, token)
-
-
-def _list(hub, gid, token, body):
-    return {"games": sorted(hub.games)}
 
 
 G = "/api/games/{game_id}"

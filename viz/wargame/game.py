@@ -464,9 +464,10 @@ class Game:
             raise GameError(400, f"to: {to!r} is not allowed; allowed: {', '.join(allowed)}")
         if not isinstance(text, str) or not 1 <= len(text.strip()) <= 1000:
             raise GameError(400, "text: expected a message of 1 to 1000 characters")
+        now = time.time()
         with self.lock:
             mid = (
-                self.store.add_message(self.id, self.turn, sender, name, to, text.strip())
+                self.store.add_message(self.id, self.turn, sender, name, to, text.strip(), now)
                 if self.store
                 else len(self.messages) + 1
             )
@@ -477,7 +478,7 @@ class Game:
                 "name": name,
                 "to": to,
                 "text": text.strip(),
-                "time": time.time(),
+                "time": now,
             }
             self.messages.append(rec)
         self.bump()

@@ -95,7 +95,9 @@ class Hub:
         for p in game.players.values():
             if p.token_hash == h:
                 if p.kicked:
-                    raise GameError(401, "authorization: this player was removed by the facilitator")
+                    raise GameError(
+                        401, "authorization: this player was removed by the facilitator"
+                    )
                 game.seen(p.id)
                 return Caller(game, "player", p.team, p.id, p.name)
         raise GameError(401, "authorization: token not valid for this game")

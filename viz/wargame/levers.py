@@ -69,10 +69,6 @@ class Lever:
         }
 
 
-def _export_capacity(cp) -> float:
-    return cp.mine_capacity_t_per_year + cp.separation_capacity_t_per_year
-
-
 def export_base_t_per_year(cp) -> float:
     """A state's normal exports (t REO/yr): mining capacity less its own end use, at least 1."""
     use = sum(cp.demand_t_per_year[g] for g in GOODS)
@@ -97,7 +93,7 @@ def menu(scn, model, country: str) -> list[Lever]:
     st = model.states[c]
     budget_m = max(st.budget_usd, 0.0) / MUSD
     out: list[Lever] = []
-    if _export_capacity(cp) > 0:
+    if cp.mine_capacity_t_per_year > 0:
         t = rival_of(scn, country)
         ts = slug(t)
         out += [

@@ -232,13 +232,13 @@ class Store:
         )
 
     def add_message(
-        self, gid: str, turn: int, sender: str, name: str, recipient: str, text: str
+        self, gid: str, turn: int, sender: str, name: str, recipient: str, text: str, when: float
     ) -> int:
-        """Store a message; return its id."""
+        """Store a message sent at ``when`` (epoch seconds); return its id."""
         return self.write(
             "INSERT INTO messages (game_id, turn, sender, sender_name, recipient, text, created) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (gid, turn, sender, name, recipient, text, time.time()),
+            (gid, turn, sender, name, recipient, text, when),
         )
 
     def messages(self, gid: str) -> list[sqlite3.Row]:
