@@ -1,4 +1,7 @@
-"""A real ``lanthanide wargame`` process on a free port, and a small JSON client (tests, benchmarks)."""
+"""A real ``lanthanide wargame`` process on a free port and a small JSON client.
+
+Used by tests/test_wargame.py and benchmarks/wargame_load.py.
+"""
 
 from __future__ import annotations
 

@@ -91,6 +91,13 @@ def line_spec(
     names = sorted({r["series"] for r in rows})
     colours = colours or {}
     palette = [colours.get(n, "#555555") for n in names]
+    runs = sorted({r["run"] for r in rows})
+    dash = {
+        "field": "run",
+        "type": "nominal",
+        "title": None,
+        "scale": {"domain": list(RUN_DASH), "range": list(RUN_DASH.values())},
+    }
     layers: list[dict] = [
         {
             "data": {"values": rows},
@@ -130,6 +137,8 @@ def line_spec(
             },
         }
     ]
+    if len(runs) > 1:
+        layers[0]["encoding"]["strokeDash"] = dash
     if marks:
         layers.append(
             {

@@ -249,7 +249,18 @@ class Game:
         self.turn_records: list[dict] = []
         self._frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
         self._summary: tuple[int, dict] | None = None
+        self._cache: dict[tuple, object] = {}
         self._start_clock()
+
+    def cached(self, key, make):
+        """A value computed once per turn and shared by every page (e.g. chart data)."""
+        k = (self.turn, key)
+        with self.lock:
+            if k not in self._cache:
+                if any(old[0] != self.turn for old in self._cache):
+                    self._cache = {o: v for o, v in self._cache.items() if o[0] == self.turn}
+                self._cache[k] = make()
+            return self._cache[k]
 
     # ------------------------------------------------------------------ notification
 
@@ -655,6 +666,9 @@ class Game:
 
     def world(self) -> dict:
         """What everyone sees: prices, China's shares, measures in force, disputes, news."""
+        return self.cached(("world",), self._world)
+
+    def _world(self) -> dict:
         m = self.model
         out: dict = {"date": m.date, "prices": {}, "china_share": {}}
         frames = self._frames

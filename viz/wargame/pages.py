@@ -23,6 +23,9 @@ from viz.wargame import charts
 from viz.wargame.game import INJECT_PRESETS, GameError
 from viz.wargame.hub import get_hub
 
+COALESCE_SECONDS = 0.2
+"""After a change, a page waits this long so that a burst of moves causes one render."""
+
 CSS = """
 .wg-big { font-size: 1.6em; font-weight: 600; }
 .wg-huge { font-size: 2.6em; font-weight: 700; }
@@ -39,8 +42,11 @@ def _query() -> dict[str, str]:
     return {k: v[0] for k, v in q.items()}
 
 
-def use_live(game) -> int:
-    """Re-render when the game changes; returns the game's version."""
+def use_live(game, player_id: int | None = None) -> int:
+    """Re-render when the game changes; returns the game's version.
+
+    With ``player_id``, the player also counts as connected while the page is open.
+    """
     version, set_version = solara.use_state(game.version if game else 0)
 
     def watch(cancel):
@@ -49,9 +55,12 @@ def use_live(game) -> int:
         v = game.version
         while not cancel.is_set():
             nv = game.wait_change(v, 1.0)
+            if player_id is not None:
+                game.seen(player_id)
             if nv != v:
-                v = nv
-                set_version(nv)
+                time.sleep(COALESCE_SECONDS)  # one render for a burst of changes
+                v = game.version
+                set_version(v)
 
     solara.use_thread(watch, dependencies=[game.id if game else None], intrusive_cancel=False)
     return version
@@ -79,6 +88,11 @@ def _qr_svg(url: str, scale: int = 4) -> str:
 def VegaLite(spec: dict):
     """A Vega-Lite chart."""
     return solara.widgets.VegaLite.element(spec=spec)
+
+
+def Chart(game, key: tuple, make):
+    """A chart whose spec is built once per turn for all pages (``make()`` returns the spec)."""
+    return VegaLite(game.cached(key, make))
 
 
 # ----------------------------------------------------------------------------- shared parts
@@ -242,7 +256,8 @@ def Home():
             if err:
                 solara.Error(err)
             if created:
-                url = f"/facilitator?game={created['game_id']}&token={quote(created['facilitator_token'])}"
+                ftok = quote(created["facilitator_token"])
+                url = f"/facilitator?game={created['game_id']}&token={ftok}"
                 solara.Success(f"Game {created['game_id']} created. Keep the console link private.")
                 solara.Button(
                     "Open the facilitator console",
@@ -305,7 +320,8 @@ def Play():
     hub = get_hub()
     gid, token = q.get("game", ""), q.get("token", "")
     game = hub.games.get(gid)
-    use_live(game)
+    pid = _player_id(game, token)
+    use_live(game, pid)
     draft, set_draft = solara.use_state({})
     err, set_err = solara.use_state("")
     try:
@@ -402,35 +418,52 @@ def Play():
                 Intelligence(me)
                 frames = game.frames() if game else None
                 if frames is not None:
-                    VegaLite(
-                        charts.line_spec(
+                    Chart(
+                        game,
+                        ("prices",),
+                        lambda: charts.line_spec(
                             charts.series(
-                                frames, "price", by="good", segment="world", stage="oxide"
+                                game.frames(), "price", by="good", segment="world", stage="oxide"
                             ),
                             "World oxide prices",
                             "US$/kg",
                             colours=charts.GOOD_COLOURS,
-                        )
+                        ),
                     )
                     if team != "China":
-                        VegaLite(
-                            charts.line_spec(
-                                charts.series(frames, "import_share_from_china", country=team),
+                        Chart(
+                            game,
+                            ("dependence", team),
+                            lambda: charts.line_spec(
+                                charts.series(
+                                    game.frames(), "import_share_from_china", country=team
+                                ),
                                 f"{team}: share of imports from China",
                                 "share",
                                 y_format=".0%",
-                            )
+                            ),
                         )
-                    VegaLite(
-                        charts.line_spec(
-                            charts.series(frames, "lost_output_usd", country=team),
+                    Chart(
+                        game,
+                        ("lost", team),
+                        lambda: charts.line_spec(
+                            charts.series(game.frames(), "lost_output_usd", country=team),
                             f"{team}: output lost to shortages",
                             "US$/month",
-                        )
+                        ),
                     )
                 with solara.Card("News"):
                     for n in reversed(state["news"][-10:]):
                         solara.Text(f"{n['date']} · {n['by']}: {n['text']}")
+
+
+def _player_id(game, token: str) -> int | None:
+    if game is None or not token:
+        return None
+    from viz.wargame.store import token_hash
+
+    h = token_hash(token)
+    return next((p.id for p in game.players.values() if p.token_hash == h), None)
 
 
 def _defaults(levers: dict) -> dict:
@@ -621,7 +654,8 @@ def Facilitator():
                         classes=["wg-inject"],
                     )
                     solara.InputTextArea(
-                        'or a scenario event as JSON, e.g. {"type": "embargo", "exporter": "China", '
+                        'or a scenario event as JSON, e.g. {"type": "embargo", '
+                        '"exporter": "China", '
                         '"target": "Korea"}',
                         value=event_text,
                         on_value=set_event_text,
@@ -657,7 +691,8 @@ def Facilitator():
                     WorldSummary(state)
                 with solara.Card("Budgets and stockpiles (all states)"):
                     rows = "\n".join(
-                        f"| {c} | {_money(b['budget_usd'])} | {sum(b['stockpile_t'].values()):,.0f} t | "
+                        f"| {c} | {_money(b['budget_usd'])} | "
+                        f"{sum(b['stockpile_t'].values()):,.0f} t | "
                         f"{_money(b['lost_output_last_turn_usd'])} |"
                         for c, b in state["countries"].items()
                     )
@@ -716,23 +751,29 @@ def Projector():
         frames = game.frames() if game else None
         if frames is not None:
             with solara.Columns([1, 1]):
-                VegaLite(
-                    charts.line_spec(
-                        charts.series(frames, "price", by="good", segment="world", stage="oxide"),
+                Chart(
+                    game,
+                    ("proj-prices",),
+                    lambda: charts.line_spec(
+                        charts.series(
+                            game.frames(), "price", by="good", segment="world", stage="oxide"
+                        ),
                         "World oxide prices",
                         "US$/kg",
                         colours=charts.GOOD_COLOURS,
                         height=260,
-                    )
+                    ),
                 )
-                VegaLite(
-                    charts.line_spec(
-                        charts.series(frames, "china_share", by="stage"),
+                Chart(
+                    game,
+                    ("proj-share",),
+                    lambda: charts.line_spec(
+                        charts.series(game.frames(), "china_share", by="stage"),
                         "China's share of world output",
                         "share",
                         y_format=".0%",
                         height=260,
-                    )
+                    ),
                 )
         for n in reversed(state["news"][-6:]):
             solara.Text(f"{n['date']} · {n['by']}: {n['text']}", classes=["wg-big"])
@@ -886,7 +927,8 @@ def Debrief():
         with solara.Card("Outcomes: game vs counterfactual"):
             o = summ.get("outcomes") or {}
             rows = "\n".join(
-                f"| {k} | {_num(v.get('run'))} | {_num(v.get('counterfactual'))} | {_num(v.get('delta'))} |"
+                f"| {k} | {_num(v.get('run'))} | {_num(v.get('counterfactual'))} | "
+                f"{_num(v.get('delta'))} |"
                 for k, v in o.items()
             )
             solara.Markdown(
