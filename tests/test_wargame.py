@@ -271,12 +271,18 @@ def test_browser_two_players_and_facilitator_play_two_turns(server, tmp_path):
                 page.wait_for_selector(f"text={team} · student {team} · turn 1 of 6", timeout=60000)
                 players[team] = page
             levers = {
-                "China": ("licensing_japan_approval", "0.5"),
-                "Japan": ("stockpile_target_days", "90"),
+                1: {
+                    "China": ("licensing_japan_approval", "0.5"),
+                    "Japan": ("stockpile_target_days", "90"),
+                },
+                2: {
+                    "China": ("licensing_japan_approval", "0.25"),
+                    "Japan": ("stockpile_target_days", "120"),
+                },
             }
             for turn in (1, 2):
                 for team, page in players.items():
-                    name, value = levers[team]
+                    name, value = levers[turn][team]
                     box = page.locator(f".wg-lever-{name} input")
                     box.fill(value)
                     box.press("Enter")
@@ -297,7 +303,8 @@ def test_browser_two_players_and_facilitator_play_two_turns(server, tmp_path):
                 {"China": "team", "Japan": "team"}
             ] * 2
             assert log["turns"][0]["moves"]["China"]["licensing_japan_approval"] == 0.5
-            assert log["turns"][1]["moves"]["Japan"]["stockpile_target_days"] == 90
+            assert log["turns"][1]["moves"]["Japan"] == {"stockpile_target_days": 120}
+            assert log["turns"][1]["moves"]["China"] == {"licensing_japan_approval": 0.25}
             debrief = browser.new_page(viewport={"width": 1300, "height": 900})
             debrief.goto(f"{server.url}/debrief?game={gid}&token={fac}")
             debrief.wait_for_selector("text=Verdict so far", timeout=60000)

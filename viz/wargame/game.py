@@ -729,6 +729,10 @@ class Game:
                 continue
             if text.startswith(("offtake", "production_quota")) and origin == "scenario":
                 continue
+            words = text.split(" ")
+            ms = self.model.policy.measures.get(words[1]) if len(words) == 2 else None
+            if ms is not None:
+                text = f"{words[0]}: {_detail(ms.type, ms.params)}"
             out.append({"date": self.model.date_of(month), "by": origin, "text": text})
         return out[-60:]
 

@@ -323,6 +323,7 @@ def Play():
     pid = _player_id(game, token)
     use_live(game, pid)
     draft, set_draft = solara.use_state({})
+    solara.use_effect(lambda: set_draft({}), [game.turn if game else None])  # a new turn
     err, set_err = solara.use_state("")
     try:
         state = hub.state(gid, token)
@@ -387,7 +388,7 @@ def Play():
 
                     def submit():
                         try:
-                            hub.moves(gid, token, {"moves": {**_defaults(levers), **draft}})
+                            hub.moves(gid, token, {"moves": dict(draft)})
                             set_err("")
                         except GameError as exc:
                             set_err(exc.message)
@@ -464,11 +465,6 @@ def _player_id(game, token: str) -> int | None:
 
     h = token_hash(token)
     return next((p.id for p in game.players.values() if p.token_hash == h), None)
-
-
-def _defaults(levers: dict) -> dict:
-    """Per-turn and once levers start each turn at 0; standing levers keep their value."""
-    return {k: v["value"] for k, v in levers.items() if v["kind"] == "standing"}
 
 
 @solara.component
