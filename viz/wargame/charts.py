@@ -1,7 +1,8 @@
 """Vega-Lite chart specs for the wargame pages (pure functions of the time-series tables).
 
 The wargame needs two things the explorer's charts do not draw: the team's moves as marks on
-a timeline, and a "now" line for the month-by-month replay. Countries keep one colour each.
+a timeline, and a "now" line for the month-by-month replay. Countries keep the explorer's
+colours (``viz.charts.COUNTRY_COLOURS``).
 """
 
 from __future__ import annotations
@@ -9,17 +10,9 @@ from __future__ import annotations
 import pandas as pd
 
 from abm.constants import COUNTRIES
+from viz.charts import COUNTRY_COLOURS as _SHARED_COLOURS
 
-COUNTRY_COLOURS = {
-    "China": "#d62728",
-    "Japan": "#1f77b4",
-    "United States": "#2ca02c",
-    "Australia": "#ff7f0e",
-    "EU": "#9467bd",
-    "Korea": "#17becf",
-    "Myanmar": "#8c564b",
-    "Rest of World": "#7f7f7f",
-}
+COUNTRY_COLOURS = dict(_SHARED_COLOURS)  # the explorer's (and the CLI's) palette
 GOOD_COLOURS = {"light": "#bcbd22", "ndpr": "#1f77b4", "heavy": "#d62728"}
 NAMES = {
     "china_share": "China's share",
