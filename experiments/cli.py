@@ -102,6 +102,13 @@ def _build_parser() -> argparse.ArgumentParser:
     b.add_argument("--profile", action="store_true", help="add cProfile hot spots")
     an = sub.add_parser("analyze", help="tables, sensitivity, PRIM and charts of a sweep or run")
     an.add_argument("folder", help="a sweep folder (lanthanide sweep --out) or a run folder")
+    wg = sub.add_parser("wargame", help="serve the classroom wargame (pages and /api)")
+    wg.add_argument("--host", default="127.0.0.1", help="address (0.0.0.0 for a classroom LAN)")
+    wg.add_argument("--port", type=_port, default=8766, help="TCP port (default 8766)")
+    wg.add_argument("--db", default=None, help="SQLite file (default: the user's data folder)")
+    wg.add_argument(
+        "--public-url", default=None, help="address players use (default: this machine's)"
+    )
     sub.add_parser("scenarios", help="list the built-in scenarios")
     v = sub.add_parser("validate", help="check a scenario or sweep file")
     v.add_argument("file", help="a scenario or sweep TOML file, or a built-in name")
@@ -460,6 +467,17 @@ def cmd_explore(args) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_wargame(args) -> int:
+    """``lanthanide wargame``: the classroom server (imports the UI stack only here)."""
+    from viz.assets import AssetsError
+    from viz.wargame.server import serve
+
+    try:
+        return serve(args.host, args.port, args.db, args.public_url)
+    except AssetsError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_setup_ui(args) -> int:
     """``lanthanide setup-ui``: fetch the explorer's front-end files with npm (once)."""
     from viz.assets import AssetsError, cache_dir, ensure_assets
@@ -506,6 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             "explore": cmd_explore,
             "setup-ui": cmd_setup_ui,
             "bench": cmd_bench,
+            "wargame": cmd_wargame,
         }
         return handler[args.command](args)
     except (UsageError, ScenarioError, ScenarioRuntimeError) as exc:
