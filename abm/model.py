@@ -218,8 +218,9 @@ class RareEarthModel(mesa.Model):
         """
         mk = self.mk
         p = self.p0
-        self._spread = np.array(
-            [max(mk.separation_yield * p[OXIDE[g]] - p[CONC[g]], 0.0) for g in range(G)]
+        # concentrate sells for a payable share of the oxide it contains (at the start prices)
+        self._payable = np.array(
+            [min(p[CONC[g]] / (mk.separation_yield * p[OXIDE[g]]), 1.0) for g in range(G)]
         )
         setter = self.scenario.country(self.scenario.coercer)
         self._conversion = setter.magnet_cost_usd_per_kg
@@ -642,10 +643,15 @@ class RareEarthModel(mesa.Model):
         f.run_rate[pr, 0] = rate
         out = np.zeros((self.P, I))
         used = np.zeros((self.P, I))
-        # miners: output follows the margin on the whole basket; quota caps a country's total
+        # miners: output follows the margin on the whole basket, but never more than they expect
+        # to sell plus half the gap to their stock target (the group most in demand decides;
+        # the rest of the basket is a co-product); quota caps a country's total
         miner = kind == FirmKind.MINER
-        mine = np.where(miner, monthly * rate, 0.0)
-        pq = self.policy.production_quota_t_per_year()
+        by_group = monthly[:, None] * basket
+        want = self._sales_plan(f.exp_sales[pr, 0:3], stock[:, 0:3], by_group, probe=by_group)
+        sells = np.where(basket > 0, want / np.maximum(basket, 1e-12), 0.0).max(axis=1)
+        mine = np.where(miner, np.maximum(np.minimum(monthly * rate, sells), monthly * floor), 0.0)
+        pq = self.policy.production_quota_t_per_year(self.month)
         for c in np.flatnonzero(np.isfinite(pq)):
             m = miner & (f.country[pr] == c)
             tot = mine[m].sum()
@@ -1011,16 +1017,16 @@ class RareEarthModel(mesa.Model):
     def _anchors(self, price: np.ndarray) -> np.ndarray:
         """(I, C) cost-linked anchors for the derived items.
 
-        Concentrate: its netback, the oxide price times the separation yield less the start
-        spread (a separation fee in US$/kg: separators are paid for their service and miners
-        carry the price risk). Magnets: the cost of their oxide plus the price-setter's
-        conversion cost, times the start markup. Both are calibrated so that, at start prices,
-        anchor = start price.
+        Concentrate: a payable share of the oxide it contains (the oxide price times the
+        separation yield), the share fixed at its start value, as concentrate is sold in
+        practice; separators and miners share the oxide price risk in proportion. Magnets: the
+        cost of their oxide plus the price-setter's conversion cost, times the start markup.
+        Both are calibrated so that, at start prices, anchor = start price.
         """
         mk = self.mk
         out = np.zeros_like(price)
         for g, i in enumerate(CONC):
-            out[i] = mk.separation_yield * price[OXIDE[g]] - self._spread[g]
+            out[i] = self._payable[g] * mk.separation_yield * price[OXIDE[g]]
         for j, i in enumerate((MAG_STD, MAG_HT)):
             grade = ("ndpr_magnet", "heavy_magnet")[j]
             oxide = (
@@ -1348,6 +1354,7 @@ class RareEarthModel(mesa.Model):
                 )
                 * fb.risk_shock
             )  # (buyer country, exporter)
+            np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
             shock = by_c[f.country] * self._risk_buyer[:, None]
             f.risk += shock * (1.0 - f.risk)
         # expectations, losses, idling, restarts, bankruptcy

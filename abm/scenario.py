@@ -286,6 +286,7 @@ EVENT_TYPES: dict[str, dict[str, tuple]] = {
     "production_quota": {
         "country": ("country", None, None, True),
         "t_per_year": ("float", 0.0, 1e7, True),
+        "growth_per_year": ("float", -0.5, 1.0, False),
     },
     "tech_export_ban": {
         "exporter": ("country", None, None, True),

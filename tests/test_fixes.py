@@ -5,6 +5,7 @@ Each test failed before its fix and passes after it.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from abm.constants import COUNTRIES, FirmKind
@@ -90,3 +91,59 @@ def test_substitution_rd_pressure_scales_with_the_amount_spent():
 def test_substitution_rd_acts_on_the_events_good_only():
     p = _rd("baseline-2025", 1e8, good="heavy")
     assert p[2] > 0 and p[0] == 0 and p[1] == 0
+
+
+# ----------------------------------------------------------------------------- 4 own risk
+
+
+def test_buyers_do_not_perceive_their_own_country_as_a_risky_supplier():
+    m = _model("taiwan-crisis", months=20, firms=150)
+    m.run()
+    f = m.firms
+    china = COUNTRIES.index("China")
+    buyers = (f.country == china) & (f.kind != FirmKind.MINER)
+    assert m.risk_by_country()[COUNTRIES.index("Japan"), china] > 0.1  # China coerced
+    assert float(f.risk[buyers, china].max()) == 0.0
+
+
+# ----------------------------------------------------------------------------- 12 baseline-2025
+
+
+def _source_key_exists(scn, raw, key):
+    parts = key.split(".")
+    if parts[0] == "events":
+        return any(e.id == parts[1] for e in scn.events)
+    if parts[0] == "named_firms":
+        return any(f.name == ".".join(parts[1:]) for f in scn.named_firms)
+    if parts[0] == "countries":
+        names = COUNTRIES if parts[1] == "*" else [parts[1]]
+        return all(hasattr(scn.country(n), parts[2]) for n in names) and len(parts) == 3
+    obj = {"market": scn.market, "firm_behaviour": scn.firm_behaviour}.get(parts[0])
+    if obj is None or not hasattr(obj, parts[1]):
+        return False
+    value = getattr(obj, parts[1])
+    return len(parts) == 2 or (isinstance(value, dict) and parts[2] in value)
+
+
+@pytest.mark.parametrize("name", ["baseline-2025", "history-2010", "price-floor"])
+def test_every_sources_key_names_a_field_an_event_or_a_firm(name):
+    scn = load_scenario(name)
+    bad = [k for k in scn.sources if not _source_key_exists(scn, scn.raw, k)]
+    assert bad == []
+
+
+def test_baseline_starts_near_todays_situation():
+    m = _model("baseline-2025", months=12, firms=200, overrides=SCRIPTED)
+    japan = COUNTRIES.index("Japan")
+    fills, shares = [], []
+    for _ in range(12):
+        m.step()
+        fills.append(m.fill[:, 3:6].min())
+        flows = sum(cl.flows for cl in m.flows.clearings[:6])  # concentrate and oxide
+        shares.append(flows[0, japan] / (flows[:, japan].sum() - flows[japan, japan]))
+    # no shortages to speak of in the first months; Japan buys about 70% from China
+    assert min(fills) > 0.75
+    assert 0.55 < float(np.median(shares)) < 0.85
+    # without coercion, oxide prices stay within a factor of two over the first year
+    rel = m.price[3:6] / m.p0[3:6, None]
+    assert rel.max() < 2.0 and rel.min() > 0.5
