@@ -336,6 +336,8 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 1. events
 
     def _apply_scheduled_events(self) -> None:
+        # what each state has spent before this month (the payoff counts this month's spending)
+        self._spent_before = np.array([st.spent_usd for st in self.states])
         for m in self.policy.expire(self.month):
             self.policy.log.append((self.month, m.origin, f"{m.type} {m.id} ended"))
             self._on_measure_end(m)
@@ -1490,7 +1492,8 @@ class RareEarthModel(mesa.Model):
         for d in self.policy.disputes.values():
             if d.conceded_month == self.month:
                 political += 1.0 if d.coercer == c else (-1.0 if d.target == c else 0.0)
-        budget = -self.states[c].spent_usd / out
+        spent_before = getattr(self, "_spent_before", np.zeros(C))[c]
+        budget = -(self.states[c].spent_usd - spent_before) / out
         return (
             w["revenue"] * revenue
             + w["industry"] * industry

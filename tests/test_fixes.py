@@ -147,3 +147,22 @@ def test_baseline_starts_near_todays_situation():
     # without coercion, oxide prices stay within a factor of two over the first year
     rel = m.price[3:6] / m.p0[3:6, None]
     assert rel.max() < 2.0 and rel.min() > 0.5
+
+
+# ----------------------------------------------------------------------------- 5 payoff
+
+
+def test_payoff_charges_a_months_spending_once(scenario_file):
+    path = scenario_file(
+        '[[events]]\ntype = "substitution_rd"\ndate = "2025-02"\ncountry = "Japan"\nusd = 5e9\n'
+    )
+    m = _model(path, months=4, overrides=SCRIPTED)
+    japan = COUNTRIES.index("Japan")
+    pay = []
+    for _ in range(3):
+        m.step()
+        pay.append(m.payoff(japan))
+    w = m.scenario.country("Japan").objectives["budget"]
+    charge = w * 5e9 / (m.industry_output(japan) / 12.0)
+    assert pay[0] - pay[1] == pytest.approx(charge, rel=0.1)  # charged in its month
+    assert abs(pay[2] - pay[0]) < 0.25 * charge  # and not again the month after
