@@ -166,3 +166,23 @@ def test_payoff_charges_a_months_spending_once(scenario_file):
     charge = w * 5e9 / (m.industry_output(japan) / 12.0)
     assert pay[0] - pay[1] == pytest.approx(charge, rel=0.1)  # charged in its month
     assert abs(pay[2] - pay[0]) < 0.25 * charge  # and not again the month after
+
+
+# ----------------------------------------------------------------------------- 8 rule period
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_rule_spending_follows_the_stated_rate_whatever_the_decision_period(every):
+    japan = COUNTRIES.index("Japan")
+    over = [
+        *SCRIPTED[:1],
+        "countries.Japan.strategy=rule",
+        f"countries.Japan.decision_every_months={every}",
+        "countries.Japan.rule_risk_trigger=0.0",  # always threatened: it spends every period
+        "countries.Japan.rule_finance_usd_per_year=1.2e9",
+        "countries.Japan.rule_rd_usd_per_year=0.0",
+        "countries.Japan.rule_recycling_subsidy_usd_per_kg=0.0",
+    ]
+    m = _model("baseline-2025", months=12, overrides=over)
+    m.run()
+    assert m.states[japan].spent_usd == pytest.approx(1.2e9, rel=1e-9)
