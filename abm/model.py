@@ -1160,8 +1160,8 @@ class RareEarthModel(mesa.Model):
             if rel.any():  # state stockpile releases share the pool
                 sold_rel = frac[:, i] * rel
                 income = sold_rel * per_t[:, i]
-                revenue += income
-                self._charge_release(orders, g, sold_rel, income)
+                # the income is the owners' (a joint stockpile may sell in a partner's market)
+                revenue += self._charge_release(orders, g, sold_rel, income)
             buy = orders["buy"][:, i]
             for st_i in np.flatnonzero(buy):  # state stockpile purchases
                 q = buy[st_i] * fill[st_i, i]
@@ -1254,18 +1254,25 @@ class RareEarthModel(mesa.Model):
         self._market = market
         f.exp_sales[pr] += SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales[pr]) * self._sell_mask
 
-    def _charge_release(self, orders, g, sold_by_market, income_by_market) -> None:
-        """Take released tonnes out of the owners' stockpiles and pay them (pro rata)."""
+    def _charge_release(self, orders, g, sold_by_market, income_by_market) -> np.ndarray:
+        """Take released tonnes out of the owners' stockpiles and pay them (pro rata).
+
+        Returns:
+            (C,) the income each owner received, US$.
+        """
         rel_from = orders["release_from"][:, g]
         tot = rel_from.sum()
+        by_owner = np.zeros(C)
         if tot <= 0:
-            return
+            return by_owner
         sold = sold_by_market.sum()
         income = income_by_market.sum()
         for s in np.flatnonzero(rel_from):
             share = rel_from[s] / tot
             self.states[s].stockpile_t[g] -= sold * share
             self.states[s].budget_usd += income * share
+            by_owner[s] += income * share
+        return by_owner
 
     def _floor_payer(self, row: int) -> int:
         name = self.scenario.named_firms[int(self.firms.named[row])].name

@@ -186,3 +186,33 @@ def test_rule_spending_follows_the_stated_rate_whatever_the_decision_period(ever
     m = _model("baseline-2025", months=12, overrides=over)
     m.run()
     assert m.states[japan].spent_usd == pytest.approx(1.2e9, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- 9 release income
+
+
+def test_stockpile_release_income_is_the_owners_revenue(scenario_file):
+    path = scenario_file(
+        '[[events]]\ntype = "stockpile"\ndate = "2025-01"\ncountry = "Japan"\n'
+        'target_days = 60\npartners = ["United States"]\n'
+    )
+    m = _model(path, months=3, overrides=SCRIPTED)
+    m.step()
+    japan, us = COUNTRIES.index("Japan"), COUNTRIES.index("United States")
+    out = {}
+    for pile in (0.0, 2000.0):  # the same month with and without Japan's stockpile
+        twin = m.fork()
+        twin.fill[:] = 1.0
+        twin.fill[us, 3:6] = 0.5  # a shortage in the partner's market only
+        for st in twin.states:
+            st.stockpile_t[:] = 0.0
+        twin.states[japan].stockpile_t[:] = pile
+        budget = twin.states[japan].budget_usd
+        plan = twin._plan_production()
+        orders = twin._set_orders(plan)
+        twin._settle(plan, orders, twin._clear_markets(orders))
+        out[pile] = (twin.flows.revenue.copy(), twin.states[japan].budget_usd - budget)
+    (rev0, _), (rev1, income) = out[0.0], out[2000.0]
+    assert income > 0  # Japan was paid for what it released into the US market
+    assert rev1[japan] - rev0[japan] > 0.5 * income  # ... and it counts as Japan's revenue
+    assert rev1[us] - rev0[us] < 0.5 * income  # not as revenue of the US sellers
