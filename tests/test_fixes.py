@@ -216,3 +216,24 @@ def test_stockpile_release_income_is_the_owners_revenue(scenario_file):
     assert income > 0  # Japan was paid for what it released into the US market
     assert rev1[japan] - rev0[japan] > 0.5 * income  # ... and it counts as Japan's revenue
     assert rev1[us] - rev0[us] < 0.5 * income  # not as revenue of the US sellers
+
+
+# ----------------------------------------------------------------------------- 10 ignored fields
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        'type = "budget"\ncountry = "Japan"\nusd = 1e9',
+        'type = "demand_shock"\ngood = "ndpr"\nshare = -0.2',
+        'type = "capacity_shock"\ncountry = "China"\nkind = "miner"\nshare = -0.2',
+        'type = "new_deposit"\ncountry = "Australia"\nt_per_year = 5000',
+        'type = "substitution_rd"\ncountry = "Japan"\nusd = 1e8',
+        'type = "finance"\ncountry = "Japan"\nhost = "Australia"\nloan_usd = 1e8',
+        'type = "concede"\ncountry = "Japan"',
+    ],
+)
+def test_an_end_on_a_one_off_event_is_rejected(scenario_file, event):
+    path = scenario_file(f'[[events]]\n{event}\ndate = "2025-03"\nend = "2025-09"\n')
+    with pytest.raises(ScenarioError, match=r"events\[\d+\]\.end: .* acts once"):
+        load_scenario(path)
