@@ -752,11 +752,8 @@ class RareEarthModel(mesa.Model):
         # new projects (one draw per firm, manufacturers included, so the stream is fixed)
         u = self.rng.random(f.n)[pr]
         prospect = f.prospect[pr]
-        eligible = (
-            (f.proj_size[pr] == 0)
-            & (f.bankrupt_month[pr] < 0)
-            & ((f.active[pr] & ~f.idle[pr]) | prospect)
-        )
+        # a bankrupt firm's assets are a prospect again: a new owner may redevelop them
+        eligible = (f.proj_size[pr] == 0) & ((f.active[pr] & ~f.idle[pr]) | prospect)
         subsidy = self._pool_share()
         # demand discipline: incumbents expand only if they and their stage (world-wide) run
         # near capacity; newcomers enter on the expected margin alone
@@ -1403,6 +1400,7 @@ class RareEarthModel(mesa.Model):
             f.idle[broke] = False
             f.prospect[broke] = True
             f.bankrupt_month[broke] = self.month
+            f.permitted[broke] = True  # an existing site keeps its permits
             f.proj_size[broke] = 0.0
             f.proj_capex_left[broke] = 0.0
         building = f.proj_size > 0

@@ -237,3 +237,26 @@ def test_an_end_on_a_one_off_event_is_rejected(scenario_file, event):
     path = scenario_file(f'[[events]]\n{event}\ndate = "2025-03"\nend = "2025-09"\n')
     with pytest.raises(ScenarioError, match=r"events\[\d+\]\.end: .* acts once"):
         load_scenario(path)
+
+
+# ----------------------------------------------------------------------------- 6 bankruptcy
+
+
+def test_bankrupt_capacity_can_be_redeveloped():
+    m = _model("baseline-2025", months=3, overrides=["firm_behaviour.project_start_prob=1.0"])
+    m.step()
+    f = m.firms
+    row = int(np.flatnonzero((f.kind == FirmKind.MINER) & (f.country == US) & (f.named < 0))[0])
+    cap = float(f.capacity[row])
+    # the firm goes bankrupt as in phase 7: deep debt after long losses
+    f.cash[row] = -10 * cap * 1000 * f.unit_cost[row]
+    f.loss_months[row] = 10_000
+    f.idle[row] = True  # idle, so its losses keep counting
+    f.expected_margin[row] = -1.0  # and it does not restart
+    m._learn()
+    assert f.bankrupt_month[row] >= 0 and f.prospect[row] and f.prospect_size[row] == cap
+    # prices recover: a new owner redevelops the site (permits kept)
+    f.expected_margin[row] = 5.0
+    m._start_and_advance_projects()
+    assert f.proj_size[row] == pytest.approx(cap)
+    assert f.proj_left[row] == m.fb.build_months["miner"]
