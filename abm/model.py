@@ -483,25 +483,35 @@ class RareEarthModel(mesa.Model):
         self.finance_pool[host, KIND_CODES.index(kind)] += usd
 
     def _new_deposit(self, c: int, params: dict) -> None:
+        """Give a deposit to a mining firm of the country as an undeveloped prospect.
+
+        First choice: a prospect with no project; then any miner not building; then any miner
+        (the deposit waits until its project ends). A producing firm keeps its capacity and
+        cost; the deposit's cost blends in when it is built.
+        """
         f = self.firms
-        cand = np.flatnonzero(
-            (f.country == c) & (f.kind == FirmKind.MINER) & f.prospect & (f.proj_size == 0)
-        )
+        miner = (f.country == c) & (f.kind == FirmKind.MINER)
+        cand = np.flatnonzero(miner & f.prospect & (f.capacity == 0) & (f.proj_size == 0))
         if cand.size == 0:
-            cand = np.flatnonzero((f.country == c) & (f.kind == FirmKind.MINER))
+            cand = np.flatnonzero(miner & (f.proj_size == 0))
+        if cand.size == 0:
+            cand = np.flatnonzero(miner)
         if cand.size == 0:
             raise ScenarioRuntimeError(
                 f"new_deposit: {COUNTRIES[c]} has no mining firm or prospect to hold the deposit"
             )
         row = int(cand[0])
-        if f.capacity[row] > 0 or f.active[row]:
-            f.prospect_size[row] = params["t_per_year"]
-            f.prospect[row] = False
-        else:
-            f.prospect_size[row] += params["t_per_year"]
-            f.prospect[row] = True
-        if "cost_usd_per_kg" in params:
-            f.unit_cost[row] = params["cost_usd_per_kg"]
+        size = params["t_per_year"]
+        cost = params.get("cost_usd_per_kg", 0.0)
+        held = f.prospect_size[row] if f.prospect[row] else 0.0
+        if f.capacity[row] > 0 or f.proj_size[row] > 0:  # a running or building firm
+            own = f.prospect_cost[row] or f.unit_cost[row]
+            cost = cost or f.unit_cost[row]
+            f.prospect_cost[row] = (held * own + size * cost) / (held + size)
+        elif cost:  # an empty prospect: its cost is the deposit's (blended with what it holds)
+            f.unit_cost[row] = (held * f.unit_cost[row] + size * cost) / (held + size)
+        f.prospect_size[row] = held + size
+        f.prospect[row] = True
 
     # ------------------------------------------------------------------ 2. states decide
 
@@ -617,12 +627,21 @@ class RareEarthModel(mesa.Model):
         # projects that finish this month come online
         done = (f.proj_size > 0) & (f.proj_left <= 0)
         if done.any():
+            # a deposit held by a producing firm blends its own cost into the firm's
+            blend = done & (f.prospect_cost > 0) & (f.capacity > 0)
+            if blend.any():
+                new, old = f.proj_size[blend], f.capacity[blend]
+                f.unit_cost[blend] = (old * f.unit_cost[blend] + new * f.prospect_cost[blend]) / (
+                    old + new
+                )
             f.capacity[done] += f.proj_size[done]
             f.ramp_cap[done] = f.proj_size[done]
             f.ramp_left[done] = self.fb.ramp_up_months
             f.active[done] = True
-            f.prospect[done] = False
-            f.prospect_size[done] = 0.0
+            # what the project did not build (a deposit found meanwhile) stays a prospect
+            f.prospect_size[done] = np.maximum(f.prospect_size[done] - f.proj_size[done], 0.0)
+            f.prospect[done] = f.prospect_size[done] > 0
+            f.prospect_cost[done & ~f.prospect] = 0.0
             f.proj_size[done] = 0.0
             f.proj_capex_left[done] = 0.0
             fresh = done & (f.exp_sales.sum(axis=1) == 0)

@@ -260,3 +260,30 @@ def test_bankrupt_capacity_can_be_redeveloped():
     m._start_and_advance_projects()
     assert f.proj_size[row] == pytest.approx(cap)
     assert f.proj_left[row] == m.fb.build_months["miner"]
+
+
+# ----------------------------------------------------------------------------- 7 new deposits
+
+
+def test_a_new_deposit_does_not_land_on_a_producing_mine():
+    row_world = COUNTRIES.index("Rest of World")
+    over = ["countries.Rest of World.prospect_t_per_year.miner=0"]
+    m = _model("baseline-2025", months=3, overrides=over)
+    f = m.firms
+    mines = np.flatnonzero((f.country == row_world) & (f.kind == FirmKind.MINER))
+    assert (f.capacity[mines] > 0).all()  # producing mines only, no prospect to hold it
+    cost, cap = f.unit_cost[mines].copy(), f.capacity[mines].copy()
+    event = {"type": "new_deposit", "country": "Rest of World", "t_per_year": 5000.0}
+    m.apply_action({**event, "cost_usd_per_kg": 9.0}, "scenario")
+    # capacity and costs of the running mines are untouched; one of them holds the deposit
+    assert np.array_equal(f.unit_cost[mines], cost) and np.array_equal(f.capacity[mines], cap)
+    holder = mines[f.prospect_size[mines] > 0]
+    assert holder.size == 1 and f.prospect_size[holder[0]] == 5000.0
+    # when it is built, the deposit adds its capacity and blends its cost in
+    r = int(holder[0])
+    m._start_project(np.array([r]), np.array([5000.0]))
+    f.proj_left[r] = 0
+    m._plan_production()
+    assert f.capacity[r] == pytest.approx(cap[mines == r][0] + 5000.0)
+    assert cost[mines == r][0] < f.unit_cost[r] < 9.0
+    assert not f.prospect[r] and f.prospect_size[r] == 0
