@@ -33,6 +33,7 @@ PACKAGES: tuple[tuple[str, str], ...] = (
     ("vega", "5"),
     ("vega-lite", "5"),
     ("vega-embed", "6"),
+    ("mermaid", "10.8.0"),  # loaded by solara.Markdown
 )
 
 # A file each package must contain once unpacked (guards against a half-written folder).
