@@ -40,6 +40,9 @@ def differences(ref: pd.DataFrame, new: pd.DataFrame, limit: int = 10) -> list[s
         return out
     for col in ref.columns:
         a, b = ref[col], new[col]
+        if str(a.dtype) != str(b.dtype):
+            out.append(f"column {col!r}: dtype {a.dtype} vs {b.dtype}")
+            continue
         if isinstance(a.dtype, pd.CategoricalDtype) or isinstance(b.dtype, pd.CategoricalDtype):
             a, b = a.astype(object), b.astype(object)
             bad = ~((a == b) | (a.isna() & b.isna()))
