@@ -591,7 +591,7 @@ def run_batch(tasks: list[Task]) -> list[dict]:
     return [run_task(t) for t in tasks]
 
 
-def batches(tasks: list[Task], slots: int, most: int = 8) -> list[list[Task]]:
+def batches(tasks: list[Task], slots: int, most: int = 4) -> list[list[Task]]:
     """Cut ``tasks`` into batches: at least about 4 per slot (for balance), at most ``most``."""
     size = max(1, min(most, len(tasks) // max(4 * slots, 1)))
     return [tasks[k : k + size] for k in range(0, len(tasks), size)]
