@@ -92,8 +92,23 @@ def _build_parser() -> argparse.ArgumentParser:
         help="run only the I-th of N deterministic slices (batch arrays); with --workers too",
     )
     sw.add_argument("--resume", action="store_true", help="skip runs already recorded")
+    ex = sub.add_parser("explore", help="start the explorer (a web page) on this machine")
+    ex.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    ex.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765)")
+    sub.add_parser("setup-ui", help="put the explorer's front-end files in place (uses npm)")
+    b = sub.add_parser("bench", help="speed and scale benchmarks (python -m benchmarks)")
+    b.add_argument("--quick", action="store_true", help="fewer months and repeats")
+    b.add_argument("--json", metavar="PATH", help="also write all figures to this JSON file")
+    b.add_argument("--profile", action="store_true", help="add cProfile hot spots")
     an = sub.add_parser("analyze", help="tables, sensitivity, PRIM and charts of a sweep or run")
     an.add_argument("folder", help="a sweep folder (lanthanide sweep --out) or a run folder")
+    wg = sub.add_parser("wargame", help="serve the classroom wargame (pages and /api)")
+    wg.add_argument("--host", default="127.0.0.1", help="address (0.0.0.0 for a classroom LAN)")
+    wg.add_argument("--port", type=_port, default=8766, help="TCP port (default 8766)")
+    wg.add_argument("--db", default=None, help="SQLite file (default: the user's data folder)")
+    wg.add_argument(
+        "--public-url", default=None, help="address players use (default: this machine's)"
+    )
     sub.add_parser("scenarios", help="list the built-in scenarios")
     v = sub.add_parser("validate", help="check a scenario or sweep file")
     v.add_argument("file", help="a scenario or sweep TOML file, or a built-in name")
@@ -117,6 +132,16 @@ def _nonneg_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} must be 1-65535")
     return value
 
 
@@ -431,6 +456,51 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    """``lanthanide explore``: the Solara explorer (imports the UI stack only here)."""
+    from viz.assets import AssetsError
+    from viz.serve import explore
+
+    try:
+        return explore(args.host, args.port)
+    except AssetsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_wargame(args) -> int:
+    """``lanthanide wargame``: the classroom server (imports the UI stack only here)."""
+    from viz.assets import AssetsError
+    from viz.wargame.server import serve
+
+    try:
+        return serve(args.host, args.port, args.db, args.public_url)
+    except AssetsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_setup_ui(args) -> int:
+    """``lanthanide setup-ui``: fetch the explorer's front-end files with npm (once)."""
+    from viz.assets import AssetsError, cache_dir, ensure_assets
+
+    try:
+        fetched = ensure_assets()
+    except AssetsError as exc:
+        raise UsageError(str(exc)) from None
+    state = f"{len(fetched)} packages fetched" if fetched else "already in place"
+    print(f"front-end files in {cache_dir()}: {state}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    """``lanthanide bench``: the same as ``python -m benchmarks`` (never fails on speed)."""
+    from benchmarks.__main__ import main as bench_main
+
+    argv = ["--quick"] if args.quick else []
+    argv += ["--json", args.json] if args.json else []
+    argv += ["--profile"] if args.profile else []
+    return bench_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input)."""
     from abm.model import ScenarioRuntimeError
@@ -451,6 +521,10 @@ def main(argv: list[str] | None = None) -> int:
             "analyze": cmd_analyze,
             "scenarios": cmd_scenarios,
             "validate": cmd_validate,
+            "explore": cmd_explore,
+            "setup-ui": cmd_setup_ui,
+            "bench": cmd_bench,
+            "wargame": cmd_wargame,
         }
         return handler[args.command](args)
     except (UsageError, ScenarioError, ScenarioRuntimeError) as exc:
