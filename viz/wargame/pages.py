@@ -454,8 +454,13 @@ def Play():
                         ),
                     )
                 with solara.Card("News"):
-                    for n in reversed(state["news"][-10:]):
-                        solara.Text(f"{n['date']} · {n['by']}: {n['text']}")
+                    solara.Markdown(
+                        "\n".join(
+                            f"- {n['date']} · **{n['by']}**: {n['text']}"
+                            for n in reversed(state["news"][-10:])
+                        )
+                        or "Nothing yet."
+                    )
 
 
 def _player_id(game, token: str) -> int | None:
@@ -771,8 +776,9 @@ def Projector():
                         height=260,
                     ),
                 )
-        for n in reversed(state["news"][-6:]):
-            solara.Text(f"{n['date']} · {n['by']}: {n['text']}", classes=["wg-big"])
+        with solara.Column(gap="2px"):
+            for n in reversed(state["news"][-6:]):
+                solara.Text(f"{n['date']} · {n['by']}: {n['text']}", classes=["wg-big"])
 
 
 # ----------------------------------------------------------------------------- debrief
