@@ -24,7 +24,8 @@ from viz.wargame.game import INJECT_PRESETS, GameError
 from viz.wargame.hub import get_hub
 
 COALESCE_SECONDS = 0.2
-"""After a change, a page waits this long so that a burst of moves causes one render."""
+"""After a move or message, a page waits this long so that a burst causes one render (a new
+turn renders at once)."""
 
 CSS = """
 .wg-big { font-size: 1.6em; font-weight: 600; }
@@ -52,14 +53,15 @@ def use_live(game, player_id: int | None = None) -> int:
     def watch(cancel):
         if game is None:
             return
-        v = game.version
+        v, turn = game.version, game.turn
         while not cancel.is_set():
             nv = game.wait_change(v, 1.0)
             if player_id is not None:
                 game.seen(player_id)
             if nv != v:
-                time.sleep(COALESCE_SECONDS)  # one render for a burst of changes
-                v = game.version
+                if game.turn == turn:  # moves and messages: one render for a burst
+                    time.sleep(COALESCE_SECONDS)
+                v, turn = game.version, game.turn
                 set_version(v)
 
     solara.use_thread(watch, dependencies=[game.id if game else None], intrusive_cancel=False)
