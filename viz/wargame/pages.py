@@ -20,7 +20,7 @@ import solara.widgets
 from abm.constants import COUNTRIES
 from abm.scenario import builtin_names
 from viz.wargame import charts
-from viz.wargame.game import INJECT_PRESETS, GameError
+from viz.wargame.game import INJECT_PRESETS, PRIVATE_CHOICES, GameError
 from viz.wargame.hub import get_hub
 
 COALESCE_SECONDS = 0.2
@@ -213,6 +213,7 @@ def Home():
     turns, set_turns = solara.use_state(8)
     start, set_start = solara.use_state("2025-10")
     deadline, set_deadline = solara.use_state(0)
+    private, set_private = solara.use_state(list(PRIVATE_CHOICES))
     err, set_err = solara.use_state("")
     created, set_created = solara.use_state(None)
     gid, set_gid = solara.use_state("")
@@ -233,6 +234,12 @@ def Home():
             solara.InputText(
                 "start month (YYYY-MM, empty = the scenario's)", value=start, on_value=set_start
             )
+            solara.SelectMultiple(
+                "private to each team (others cannot see it)",
+                values=private,
+                all_values=list(PRIVATE_CHOICES),
+                on_value=set_private,
+            )
             solara.InputInt(
                 "deadline per turn, seconds (0 = none)", value=deadline, on_value=set_deadline
             )
@@ -248,6 +255,7 @@ def Home():
                     body["start"] = start.strip()
                 if deadline:
                     body["deadline_seconds"] = deadline
+                body["private"] = list(private)
                 try:
                     set_created(hub.create(body))
                     set_err("")
@@ -346,6 +354,11 @@ def Play():
         solara.Text(header, classes=["wg-big", "wg-header"])
         if state["status"] == "finished":
             solara.Success("The game is over. Your facilitator will lead the debrief.")
+            solara.Button(
+                "Open the debrief",
+                href=f"/debrief?game={gid}&token={quote(token)}",
+                target="_blank",
+            )
         else:
             td = state["turn_dates"]
             solara.Markdown(
