@@ -125,6 +125,9 @@ class FirmParams:
     substitution_rate_per_month: float = _f(0.01, 0.0, 0.2, "max intensity cut per month")
     substitution_price_trigger: float = _f(1.8, 1.0, 100.0, "price multiple that starts R&D")
     substitution_floor: float = _f(0.55, 0.0, 1.0, "lowest reachable intensity index")
+    rd_programme_share: float = _f(
+        0.03, 1e-6, 1.0, "share of a year's RE-using output that buys a substitution_rd's full cut"
+    )
     recycling_collection_rate: float = _f(0.05, 0.0, 1.0, "share of end-of-life REO collectable")
     recycling_growth_per_month: float = _f(0.01, 0.0, 0.5, "capacity growth when profitable")
     product_life_years: float = _f(12.0, 1.0, 40.0, "years from use to end of life")
@@ -794,11 +797,17 @@ def build_scenario(raw: dict) -> Scenario:
     if dup:
         raise ScenarioError(f"events: duplicate id {sorted(dup)[0]!r}; ids must be unique")
     names = {f.name for f in named}
+    kinds = {f.name: f.kind for f in named}
     for i, e in enumerate(events):
         firm = e.params.get("firm")
         if e.type == "price_floor" and firm not in names:
             raise ScenarioError(
                 f"events[{i}].firm: {firm!r} is not a named firm; named: {', '.join(sorted(names))}"
+            )
+        if e.type == "price_floor" and kinds[firm] not in ("separator", "recycler"):
+            raise ScenarioError(
+                f"events[{i}].firm: {firm!r} is a {kinds[firm]}; a price floor guarantees an "
+                "oxide price, allowed: a named separator or recycler"
             )
         if e.type == "offtake" and e.params["seller"] not in names | set(COUNTRIES):
             raise ScenarioError(
