@@ -13,12 +13,14 @@ import json
 import time
 from urllib.parse import parse_qs, quote
 
+import pandas as pd
 import segno
 import solara
 import solara.widgets
 
 from abm.constants import COUNTRIES
 from abm.scenario import builtin_names
+from viz import charts as explorer_charts
 from viz.wargame import charts
 from viz.wargame.game import INJECT_PRESETS, PRIVATE_CHOICES, GameError
 from viz.wargame.hub import get_hub
@@ -90,6 +92,28 @@ def _qr_svg(url: str, scale: int = 4) -> str:
 def VegaLite(spec: dict):
     """A Vega-Lite chart."""
     return solara.widgets.VegaLite.element(spec=spec)
+
+
+def ExplorerView(game, key: tuple, view: str, runs=("scenario",), country=None, option=None):
+    """One of the explorer's views (``viz.charts.chart``), from a state's point of view.
+
+    ``runs`` picks the scenario and/or the counterfactual; ``country`` keeps only that state's
+    rows of country-level variables (prices and shares stay world-wide).
+    """
+
+    def make():
+        frames = game.frames()
+        parts = [
+            f for f, r in zip(frames, ("scenario", "counterfactual"), strict=True) if r in runs
+        ]
+        ts = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if country is not None:
+            ts = ts[ts["country"].isna() | (ts["country"] == country)]
+        return explorer_charts.chart(view, ts, option)
+
+    with solara.Column(style={"overflow-x": "auto", "max-width": "100%"}) as box:
+        VegaLite(game.cached(("explorer", *key), make))
+    return box
 
 
 def Chart(game, key: tuple, make):
@@ -434,31 +458,10 @@ def Play():
                 Intelligence(me)
                 frames = game.frames() if game else None
                 if frames is not None:
-                    Chart(
-                        game,
-                        ("prices",),
-                        lambda: charts.line_spec(
-                            charts.series(
-                                game.frames(), "price", by="good", segment="world", stage="oxide"
-                            ),
-                            "World oxide prices",
-                            "US$/kg",
-                            colours=charts.GOOD_COLOURS,
-                        ),
-                    )
+                    ExplorerView(game, ("prices",), "prices")
                     if team != "China":
-                        Chart(
-                            game,
-                            ("dependence", team),
-                            lambda: charts.line_spec(
-                                charts.series(
-                                    game.frames(), "import_share_from_china", country=team
-                                ),
-                                f"{team}: share of imports from China",
-                                "share",
-                                y_format=".0%",
-                            ),
-                        )
+                        ExplorerView(game, ("dependence", team), "dependence", country=team)
+                    ExplorerView(game, ("stocks", team), "stocks", country=team, option="ndpr")
                     Chart(
                         game,
                         ("lost", team),
@@ -926,6 +929,12 @@ def Debrief():
                     marks=marks,
                 )
             )
+        with solara.Card(
+            "The explorer's views of the game (solid) and the counterfactual (dashed)"
+        ):
+            with solara.Row(style={"flex-wrap": "wrap"}):
+                for view, opt in (("share", None), ("capacity", "oxide"), ("stocks", "ndpr")):
+                    ExplorerView(game, ("debrief", view), view, runs=both, option=opt)
         with solara.Card("Every team's moves, turn by turn"):
             lines = []
             for rec in turns:
