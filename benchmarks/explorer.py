@@ -8,7 +8,9 @@ on a free port, opens the page and measures:
   ``data-stamp`` on its element once Vega has drawn the month), early in the run;
 - the same after playing to near the horizon (history must not slow a month's redraw);
 - play speed at "max": months per second over the first and the last stretch of the run;
-- the server's CPU time per month (from /proc), apart from the machine's load.
+- the CPU time per Step of the server and of the browser's processes (from /proc): what a
+  month costs whatever the machine's load (the server's figure includes the verdict, which is
+  recomputed after each pause in the clicks).
 
 Prints a table; ``--json PATH`` writes the figures; ``--shots DIR`` saves full-page screenshots.
 Not a test: nothing fails on speed. On a shared machine wall times follow the load average,
@@ -51,6 +53,29 @@ def _free_port() -> int:
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants_cpu(root: int) -> float:
+    """CPU seconds used so far by every process below ``root`` (the browser's processes)."""
+    parent = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                parent[int(d.name)] = int(stat[1])
+            except OSError:
+                continue
+    total = 0.0
+    for pid in parent:
+        p, depth = pid, 0
+        while p in parent and p != root and depth < 50:
+            p, depth = parent[p], depth + 1
+        if p == root and pid != root:
+            try:
+                total += _cpu_seconds(pid)
+            except OSError:
+                pass
+    return total
 
 
 def _stamp(page) -> str:
@@ -115,10 +140,16 @@ def run(steps: int = 15, shots: Path | None = None) -> dict:
             page.wait_for_function(ALL_SHOW, arg="", timeout=120_000)
             out["page_ready_s"] = round(time.perf_counter() - t0, 2)
             # early months: Step clicks
-            cpu0 = _cpu_seconds(proc.pid)
+            cpu0, bcpu0 = _cpu_seconds(proc.pid), _descendants_cpu(os.getpid())
             early = [_step(page, _date(start, k)) for k in range(steps)]
             out["server_cpu_ms_per_step_early"] = round(
                 1000 * (_cpu_seconds(proc.pid) - cpu0) / steps, 1
+            )
+            out["browser_cpu_ms_per_step_early"] = round(
+                1000
+                * (_descendants_cpu(os.getpid()) - bcpu0 - (_cpu_seconds(proc.pid) - cpu0))
+                / steps,
+                1,
             )
             out["step_to_charts_early"] = _ms(early)
             if shots:
@@ -154,11 +185,17 @@ def run(steps: int = 15, shots: Path | None = None) -> dict:
             y, m = int(now[:4]), int(now[5:7])
             done = (y * 12 + m - 1) - (start[0] * 12 + start[1] - 1) + 1
             n_late = min(steps, scn.months - done)
-            cpu0 = _cpu_seconds(proc.pid)
+            cpu0, bcpu0 = _cpu_seconds(proc.pid), _descendants_cpu(os.getpid())
             late = [_step(page, _date(start, done + k)) for k in range(n_late)]
             if n_late:
                 out["server_cpu_ms_per_step_late"] = round(
                     1000 * (_cpu_seconds(proc.pid) - cpu0) / n_late, 1
+                )
+                out["browser_cpu_ms_per_step_late"] = round(
+                    1000
+                    * (_descendants_cpu(os.getpid()) - bcpu0 - (_cpu_seconds(proc.pid) - cpu0))
+                    / n_late,
+                    1,
                 )
                 out["step_to_charts_late"] = _ms(late)
                 out["late_from_month"] = done + 1

@@ -98,8 +98,9 @@ def browser():
 class Explorer:
     """A page of the explorer and what it asked the network for."""
 
-    def __init__(self, browser, url: str, tmp_path: Path):
+    def __init__(self, browser, url: str, tmp_path: Path, server_log: Path):
         self.tmp = tmp_path
+        self.server_log = server_log
         self.context = browser.new_context(viewport={"width": 1600, "height": 1200})
         self.page = self.context.new_page()
         self.requests: list[str] = []
@@ -142,7 +143,7 @@ class Explorer:
 
 @pytest.fixture
 def explorer(server, browser, tmp_path):
-    e = Explorer(browser, server["url"], tmp_path)
+    e = Explorer(browser, server["url"], tmp_path, server["log"])
     yield e
     e.close()
 
@@ -162,6 +163,9 @@ def test_page_loads_offline_and_step_advances_the_charts(explorer):
     assert hosts and hosts <= LOCAL, hosts
     assert not e.failed, e.failed
     assert any("/_solara/cdn/vega@5/" in u for u in e.requests)
+    # and the server never had to fetch a front-end file from outside (its proxy cache had all)
+    log = e.server_log.read_text(errors="replace")
+    assert "Could not load URL" not in log, log[-2000:]
 
 
 def test_a_lever_change_and_reset_change_the_outcome(explorer):

@@ -316,6 +316,10 @@ def LeverControl(session: Session, prefix: str, lever: Lever):
         )
 
 
+def _heading(text: str) -> None:
+    solara.Text(text, style={"font-weight": "600", "font-size": "14px", "margin-top": "6px"})
+
+
 @solara.component
 def ScenarioPanel(session: Session):
     """Scenario picker, upload, seed, firms and each state's levers."""
@@ -340,7 +344,7 @@ def ScenarioPanel(session: Session):
         step=50,
         thumb_label=False,
     )
-    solara.Markdown("**Levers** (take effect on Reset)")
+    _heading("Levers (take effect on Reset)")
     solara.Select(
         label="State",
         values=list(COUNTRIES),
@@ -355,7 +359,7 @@ def ScenarioPanel(session: Session):
     )
     for lever in STATE_LEVERS:
         LeverControl(session, f"countries.{country}", lever)
-    solara.Markdown("**World**")
+    _heading("World")
     for lever in MARKET_LEVERS:
         LeverControl(session, "market", lever)
     n = len(session.changes.value)
@@ -545,5 +549,5 @@ def Dashboard(session: Session):
                 ViewCard(session, name, tick)
             pair = session.pair
             Timeline(session, len(pair.models["scenario"].policy.log) if pair else 0, run_id)
-        solara.Markdown("**Export** the current run (the months so far):")
+        _heading("Export the current run (the months so far)")
         Export(session, bool(pair and pair.month), run_id)

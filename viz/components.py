@@ -123,7 +123,7 @@ def LeverageMeter(summary: dict | None, month: int = 0, horizon: int = 0):
     """
     with solara.Card(classes=["lanthanide-meter"], margin=0, elevation=1):
         if not summary:
-            solara.Markdown("**Leverage meter**: press Step or Play to start the month clock.")
+            solara.Text("Leverage meter: press Step or Play to start the month clock.")
             return
         f = meter_figures(summary)
         colour, meaning = VERDICT_STYLE.get(f["verdict"] or "", ("#777777", "no verdict yet"))
