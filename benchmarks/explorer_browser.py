@@ -1,7 +1,7 @@
 """How responsive the explorer is, measured in a real browser (Debian's Chromium + Playwright).
 
-``python -m benchmarks.explorer_browser`` starts the explorer's server (as ``lanthanide explore`` does)
-on a free port, opens the page and measures:
+``python -m benchmarks.explorer_browser`` starts the explorer's server (as ``lanthanide
+explore`` does) on a free port, opens the page and measures:
 
 - page ready: from navigation to every chart drawn (the Step button and all canvases there);
 - Step to charts: from a Step click to every chart showing the new month (each chart sets
@@ -216,7 +216,7 @@ def run(steps: int = 15, shots: Path | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m benchmarks.explorer_browser [--steps N] [--json PATH] [--shots DIR]``."""
+    """Command line: ``python -m benchmarks.explorer_browser [--steps N] [--json P] [--shots D]``."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks.explorer_browser", description=__doc__)
     ap.add_argument("--steps", type=int, default=15, help="Step clicks timed early and late")
     ap.add_argument("--json", type=Path, default=None, help="write the figures to this file")
