@@ -216,7 +216,7 @@ def run(steps: int = 15, shots: Path | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m benchmarks.explorer_browser [--steps N] [--json P] [--shots D]``."""
+    """Command line: ``python -m benchmarks.explorer_browser [--steps N] [--json P]``."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks.explorer_browser", description=__doc__)
     ap.add_argument("--steps", type=int, default=15, help="Step clicks timed early and late")
     ap.add_argument("--json", type=Path, default=None, help="write the figures to this file")
