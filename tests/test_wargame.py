@@ -280,14 +280,28 @@ def test_browser_two_players_and_facilitator_play_two_turns(server, tmp_path):
                     "Japan": ("stockpile_target_days", "120"),
                 },
             }
+            shown = {
+                "licensing_japan_approval": "Export licences for Japan: share approved",
+                "stockpile_target_days": "State stockpile target",
+            }
             for turn in (1, 2):
+                # China types but does not press Enter; Japan then submits, which re-renders
+                # China's page: the typed value must survive that and be what China submits
+                china, japan = players["China"], players["Japan"]
+                name, value = levers[turn]["China"]
+                china.locator(f".wg-lever-{name} input").fill(value)
+                jname, jvalue = levers[turn]["Japan"]
+                jbox = japan.locator(f".wg-lever-{jname} input")
+                jbox.fill(jvalue)
+                jbox.press("Enter")
+                japan.locator(".wg-submit").click()
+                china.wait_for_selector("text=Japan: submitted", timeout=30000)
+                china.locator(".wg-submit").click()
                 for team, page in players.items():
                     name, value = levers[turn][team]
-                    box = page.locator(f".wg-lever-{name} input")
-                    box.fill(value)
-                    box.press("Enter")
-                    page.locator(".wg-submit").click()
-                    page.wait_for_selector(".wg-submitted", timeout=30000)
+                    page.locator(".wg-submitted", has_text=f"{shown[name]} {value}").wait_for(
+                        timeout=30000
+                    )
                     page.screenshot(path=str(tmp_path / f"turn{turn}-{team}.png"), full_page=True)
                 console.wait_for_selector("text=Japan: submitted", timeout=30000)
                 console.screenshot(path=str(tmp_path / f"turn{turn}-console.png"), full_page=True)

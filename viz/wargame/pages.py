@@ -17,6 +17,7 @@ import pandas as pd
 import segno
 import solara
 import solara.widgets
+from solara.components.input import use_change
 
 from abm.constants import COUNTRIES
 from abm.scenario import builtin_names
@@ -356,8 +357,23 @@ def Play():
     game = hub.games.get(gid)
     pid = _player_id(game, token)
     use_live(game, pid)
-    draft, set_draft = solara.use_state({})
-    solara.use_effect(lambda: set_draft({}), [game.turn if game else None])  # a new turn
+    # The draft (levers changed but not yet submitted) belongs to one turn: a draft of an earlier
+    # turn reads as empty, with no reset render that could race the student's typing. Updates
+    # are functional and also land in a ref, so a click on Submit that arrives before the page
+    # re-rendered still sends the latest values.
+    turn_now = game.turn if game else 0
+    draft_t, set_draft_t = solara.use_state((turn_now, {}))
+    draft_ref = solara.use_ref(draft_t)
+    draft = draft_t[1] if draft_t[0] == turn_now else {}
+
+    def set_lever(name: str, v: float) -> None:
+        def update(d):
+            new = (turn_now, {**(d[1] if d[0] == turn_now else {}), name: v})
+            draft_ref.current = new
+            return new
+
+        set_draft_t(update)
+
     err, set_err = solara.use_state("")
     try:
         state = hub.state(gid, token)
@@ -411,23 +427,16 @@ def Play():
                             solara.Checkbox(
                                 label=label,
                                 value=bool(value >= 0.5),
-                                on_value=lambda v, n=name: set_draft(
-                                    {**draft, n: 1.0 if v else 0.0}
-                                ),
+                                on_value=lambda v, n=name: set_lever(n, 1.0 if v else 0.0),
                             )
                         else:
-                            solara.InputFloat(
-                                label,
-                                value=float(value),
-                                on_value=lambda v, n=name: set_draft({**draft, n: v}),
-                                continuous_update=False,
-                                classes=[f"wg-lever-{name}"],
-                            )
+                            LeverBox(name, label, float(value), lambda v, n=name: set_lever(n, v))
                         solara.Text(f"{lvr['help']} Cost: {lvr['cost']}.", classes=["wg-muted"])
 
                     def submit():
+                        k, moves = draft_ref.current
                         try:
-                            hub.moves(gid, token, {"moves": dict(draft)})
+                            hub.moves(gid, token, {"moves": dict(moves) if k == game.turn else {}})
                             set_err("")
                         except GameError as exc:
                             set_err(exc.message)
@@ -439,9 +448,14 @@ def Play():
                         solara.Error(err)
                     mine = state["teams"][team]
                     if mine["submitted"]:
+                        sent = state.get("moves") or {}
+                        what = "; ".join(
+                            f"{levers[n]['label'] if n in levers else n} {v:g}"
+                            for n, v in sent.items()
+                        )
                         solara.Text(
-                            f"Submitted (revision {mine.get('revision', 1)}); you can revise until "
-                            "the turn closes.",
+                            f"Submitted (revision {mine.get('revision', 1)}): "
+                            f"{what or 'no change'}. You can revise until the turn closes.",
                             classes=["wg-ok", "wg-submitted"],
                         )
                     else:
@@ -479,6 +493,55 @@ def Play():
                         )
                         or "Nothing yet."
                     )
+
+
+@solara.component
+def LeverBox(name: str, label: str, value: float, on_commit):
+    """A lever's number box that keeps what the student types until it is committed.
+
+    Solara's ``InputFloat`` (without continuous updates) learns the typed text only on Enter or
+    blur, so any re-render before that (another team submits, a message arrives, a new turn
+    shows) put the last committed value back in the box and the typed one was lost. Here the
+    text is this component's state, kept in step with every keystroke, and parsed and passed to
+    ``on_commit`` on Enter or blur. When ``value`` changes from outside (a new turn), the box
+    shows it unless the text already says that number.
+    """
+    text, set_text = solara.use_state(f"{value:g}")
+    text_ref = solara.use_ref(text)
+    text_ref.current = text
+    err, set_err = solara.use_state("")
+
+    def parse(t: str) -> float | None:
+        try:
+            return float(str(t).strip().replace(",", "."))
+        except ValueError:
+            return None
+
+    def follow_value():
+        if parse(text_ref.current) != value:
+            set_text(f"{value:g}")
+            set_err("")
+
+    solara.use_effect(follow_value, [value])
+
+    def commit(t):
+        v = parse(t if t is not None else "")
+        if v is None:
+            set_err("must be a number")
+            return
+        set_err("")
+        on_commit(v)
+
+    field = solara.v.TextField(
+        v_model=text,
+        on_v_model=set_text,
+        label=label,
+        error_messages=[err] if err else [],
+        hide_details="auto",
+        class_=f"wg-lever-{name}",
+    )
+    use_change(field, commit)
+    return field
 
 
 def _player_id(game, token: str) -> int | None:
