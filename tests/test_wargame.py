@@ -170,6 +170,40 @@ def test_api_end_to_end(server):
     assert len(moves[(moves["team"] == "China")]) == 2
 
 
+def test_price_floor_lever_costs_the_state_its_top_up(server):
+    """The US can put an NdPr floor under MP Materials; below it, the state pays the gap."""
+    spent = {}
+    for floor in (None, 150.0):
+        gid, fac, tok = _setup(server, {**GAME, "human_teams": ["United States"]})
+        base = f"/api/games/{gid}"
+        st, us = server.call("GET", f"{base}/state", token=tok["United States"])
+        lev = us["levers"]["price_floor_mp_materials_separation"]
+        assert lev["value"] == 0.0 and lev["min"] == 0.0 and lev["max"] == 200.0
+        assert "US$/kg" in lev["unit"]
+        st, err = server.call(
+            "PUT",
+            f"{base}/moves",
+            {"moves": {"price_floor_mp_materials_separation": 500}},
+            tok["United States"],
+        )
+        assert st == 400 and "price_floor_mp_materials_separation" in err["error"]
+        assert "0 to 200" in err["error"]
+        if floor is not None:
+            st, _ = server.call(
+                "PUT",
+                f"{base}/moves",
+                {"moves": {"price_floor_mp_materials_separation": floor}},
+                tok["United States"],
+            )
+            assert st == 200
+        assert server.call("POST", f"{base}/advance", {}, fac)[0] == 200
+        st, us = server.call("GET", f"{base}/state", token=tok["United States"])
+        assert us["levers"]["price_floor_mp_materials_separation"]["value"] == (floor or 0.0)
+        spent[floor] = us["me"]["spent_usd"]
+    # same seed and moves otherwise: the floor's top-ups are the difference
+    assert spent[150.0] > spent[None]
+
+
 def test_missing_team_is_played_by_its_strategy(server):
     gid, fac, tok = _setup(server, {**GAME, "human_teams": ["China", "Japan"]})
     base = f"/api/games/{gid}"

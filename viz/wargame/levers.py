@@ -51,6 +51,7 @@ class Lever:
     help: str
     step: float = 0.01
     integer: bool = False
+    firm: str = ""  # the named firm a price floor is for
 
     def describe(self, value: float) -> dict:
         """The lever as the API shows it."""
@@ -73,6 +74,18 @@ def export_base_t_per_year(cp) -> float:
     """A state's normal exports (t REO/yr): mining capacity less its own end use, at least 1."""
     use = sum(cp.demand_t_per_year[g] for g in GOODS)
     return max(cp.mine_capacity_t_per_year - use, 0.1 * cp.mine_capacity_t_per_year, 1.0)
+
+
+PRICE_FLOOR_MAX = 200.0
+"""Highest NdPr price floor a team may set (US$/kg; the 2025 US floor for MP Materials is 110)."""
+
+
+def firm_slug(name: str) -> str:
+    """A firm's name as an identifier fragment.
+
+    "MP Materials (separation)" -> "mp_materials_separation".
+    """
+    return "_".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
 
 
 def rival_of(scn, country: str) -> str:
@@ -246,6 +259,26 @@ def menu(scn, model, country: str) -> list[Lever]:
             integer=True,
         ),
     ]
+    for nf in scn.named_firms:
+        if nf.country != country or nf.kind not in ("separator", "recycler"):
+            continue
+        out.append(
+            Lever(
+                f"price_floor_{firm_slug(nf.name)}",
+                f"NdPr price floor for {nf.name}",
+                STANDING,
+                0.0,
+                PRICE_FLOOR_MAX,
+                "US$/kg NdPr oxide; 0 = none",
+                0.0,
+                "price_floor",
+                "from the budget: the top-up to the floor on each kg sold below it",
+                f"A guaranteed NdPr oxide price for this {nf.kind}: the state pays the gap when "
+                "the market price is below it, so the firm runs and invests more.",
+                step=5.0,
+                firm=nf.name,
+            )
+        )
     for d in model.policy.active_disputes():
         if COUNTRIES[d.target] == country:
             out.append(
@@ -327,6 +360,15 @@ def _matches(model, country: str, lever: Lever) -> list:
         return _own(model, country, "recycling_subsidy", country=country)
     if name == "permit_months":
         return _own(model, country, "permitting", country=country)
+    if lever.instrument == "price_floor":
+        # the state's floor for that firm, also one the scenario set (a firm holds one floor)
+        return [
+            m
+            for m in model.policy.measures.values()
+            if m.type == "price_floor"
+            and m.params.get("country") == country
+            and m.params.get("firm") == lever.firm
+        ]
     return []
 
 
@@ -348,6 +390,8 @@ def current_value(model, country: str, lever: Lever) -> float:
         return float(min(m.params["approval_rate"] for m in ms))
     if lever.instrument == "embargo":
         return 1.0
+    if lever.instrument == "price_floor":
+        return float(ms[-1].params["price_usd_per_kg"])
     if lever.instrument == "export_tax":
         return float(max(m.params["rate"] for m in ms))
     if lever.instrument == "export_quota":
@@ -449,6 +493,9 @@ def to_actions(model, country: str, moves: dict[str, float]) -> list[dict]:
                 table["t_per_year"] = round(base * (1.0 - value), 1)
             elif key == "stockpile_target_days":
                 table = {"type": "stockpile", "country": country, "target_days": value}
+            elif lv.instrument == "price_floor":
+                table = {"type": "price_floor", "country": country, "firm": lv.firm}
+                table |= {"good": "ndpr", "price_usd_per_kg": value, "coercive": False}
             elif key == "recycling_subsidy_usd_per_kg":
                 table = {"type": "recycling_subsidy", "country": country, "usd_per_kg": value}
             else:  # permit_months
