@@ -42,6 +42,39 @@ def _first_below(s: pd.Series, level: float) -> float:
     return float(below[0]) if below.size else math.nan
 
 
+OUTCOME_LABELS: dict[str, str] = {
+    "coercer_share_mining_end": "China's share of world mining (last 12 months)",
+    "coercer_share_separation_end": "China's share of separation",
+    "coercer_share_magnet_end": "China's share of magnet output",
+    "coercer_revenue_discounted_usd": "China's rare-earth revenue, discounted (US$)",
+    "target_dependence_end": "target's import share from China (last 12 months)",
+    "target_dependence_mean": "target's import share from China (mean)",
+    "ex_coercer_capacity_t_per_year": "capacity outside China, mining + separation (t/yr)",
+    "target_months_to_below_50pct": "months until target's import share from China < 50%",
+    "ex_coercer_mining_capacity_t_per_year": "mining capacity outside China (t/yr)",
+    "ex_coercer_separation_capacity_t_per_year": "separation capacity outside China (t/yr)",
+    "target_stockpile_t_end": "target's stockpile at the end (t)",
+    "world_recycled_t_per_year_end": "world recycling (last 12 months, t/yr)",
+    "target_intensity_ndpr_end": "target's NdPr use per unit of output at the end",
+    "target_lost_output_usd": "target's lost output (US$)",
+    "world_lost_output_usd": "world lost output (US$)",
+    "peak_price_multiple": "peak world oxide price / start",
+    "peak_price_multiple_light": "peak La/Ce oxide price / start",
+    "peak_price_multiple_ndpr": "peak NdPr oxide price / start",
+    "peak_price_multiple_heavy": "peak Dy/Tb oxide price / start",
+    "months_to_peak": "months to the price peak",
+    "months_to_fall_back": "months for the price to fall back",
+    "concession": "concession obtained (1 = yes)",
+}
+"""Readable names of the outcomes (the CLI's summary and the wargame's debrief)."""
+
+
+def outcome_label(key: str, target: str | None = None) -> str:
+    """An outcome's readable name; with ``target``, "target's" names the state."""
+    label = OUTCOME_LABELS.get(key, key.replace("_", " "))
+    return label.replace("target's", f"{target}'s") if target else label
+
+
 def compute_outcomes(
     df: pd.DataFrame, target: str, coercer: str, discount_rate: float
 ) -> dict[str, float]:

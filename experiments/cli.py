@@ -159,16 +159,17 @@ def _fmt(x) -> str:
 
 
 SHOWN = (
-    ("coercer_share_mining_end", "China's share of world mining (last 12 months)"),
-    ("coercer_share_separation_end", "China's share of separation"),
-    ("coercer_share_magnet_end", "China's share of magnet output"),
-    ("coercer_revenue_discounted_usd", "China's rare-earth revenue, discounted (US$)"),
-    ("target_dependence_end", "target's import share from China (last 12 months)"),
-    ("ex_coercer_capacity_t_per_year", "capacity outside China, mining + separation (t/yr)"),
-    ("target_lost_output_usd", "target's lost output (US$)"),
-    ("peak_price_multiple", "peak world oxide price / start"),
-    ("target_stockpile_t_end", "target's stockpile at the end (t)"),
+    "coercer_share_mining_end",
+    "coercer_share_separation_end",
+    "coercer_share_magnet_end",
+    "coercer_revenue_discounted_usd",
+    "target_dependence_end",
+    "ex_coercer_capacity_t_per_year",
+    "target_lost_output_usd",
+    "peak_price_multiple",
+    "target_stockpile_t_end",
 )
+"""The outcomes the summary prints (labels: ``abm.outcomes.OUTCOME_LABELS``)."""
 
 
 def _print_summary(summary: dict, out: Path, manifest: dict) -> None:
@@ -178,7 +179,10 @@ def _print_summary(summary: dict, out: Path, manifest: dict) -> None:
         f" seed {summary['seed']}, {manifest['firm_agents']} firm agents"
     )
     print(f"{'outcome':54s} {'scenario':>14s} {'counterfactual':>15s} {'delta':>14s}")
-    for key, label in SHOWN:
+    from abm.outcomes import OUTCOME_LABELS
+
+    for key in SHOWN:
+        label = OUTCOME_LABELS[key]
         v = o.get(key)
         if v is None:
             continue

@@ -20,6 +20,7 @@ import solara.widgets
 from solara.components.input import use_change
 
 from abm.constants import COUNTRIES
+from abm.outcomes import outcome_label
 from abm.scenario import builtin_names
 from viz import charts as explorer_charts
 from viz.wargame import charts
@@ -95,11 +96,23 @@ def VegaLite(spec: dict):
     return solara.widgets.VegaLite.element(spec=spec)
 
 
-def ExplorerView(game, key: tuple, view: str, runs=("scenario",), country=None, option=None):
+def _wrapped(spec: dict, columns: int | None) -> dict:
+    """Small multiples in a row of any length wrapped into ``columns`` columns (to fit a page)."""
+    f = spec.get("facet")
+    if columns is None or not isinstance(f, dict) or set(f) != {"column"}:
+        return spec
+    inner = {**spec["spec"], "width": min(spec["spec"].get("width", 240), 240)}
+    return {**spec, "facet": f["column"], "columns": columns, "spec": inner}
+
+
+def ExplorerView(
+    game, key: tuple, view: str, runs=("scenario",), country=None, option=None, wrap=None
+):
     """One of the explorer's views (``viz.charts.chart``), from a state's point of view.
 
     ``runs`` picks the scenario and/or the counterfactual; ``country`` keeps only that state's
-    rows of country-level variables (prices and shares stay world-wide).
+    rows of country-level variables (prices and shares stay world-wide); ``wrap`` puts the
+    small multiples in at most that many columns.
     """
 
     def make():
@@ -110,7 +123,7 @@ def ExplorerView(game, key: tuple, view: str, runs=("scenario",), country=None, 
         ts = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         if country is not None:
             ts = ts[ts["country"].isna() | (ts["country"] == country)]
-        return explorer_charts.chart(view, ts, option)
+        return _wrapped(explorer_charts.chart(view, ts, option), wrap)
 
     with solara.Column(style={"overflow-x": "auto", "max-width": "100%"}) as box:
         VegaLite(game.cached(("explorer", *key), make))
@@ -472,10 +485,13 @@ def Play():
                 Intelligence(me)
                 frames = game.frames() if game else None
                 if frames is not None:
-                    ExplorerView(game, ("prices",), "prices")
+                    # the right-hand column is about 700 px wide: two small multiples a row
+                    ExplorerView(game, ("prices",), "prices", wrap=2)
                     if team != "China":
-                        ExplorerView(game, ("dependence", team), "dependence", country=team)
-                    ExplorerView(game, ("stocks", team), "stocks", country=team, option="ndpr")
+                        ExplorerView(game, ("dependence", team), "dependence", country=team, wrap=2)
+                    ExplorerView(
+                        game, ("stocks", team), "stocks", country=team, option="ndpr", wrap=2
+                    )
                     Chart(
                         game,
                         ("lost", team),
@@ -1016,7 +1032,8 @@ def Debrief():
         with solara.Card("Outcomes: game vs counterfactual"):
             o = summ.get("outcomes") or {}
             rows = "\n".join(
-                f"| {k} | {_num(v.get('run'))} | {_num(v.get('counterfactual'))} | "
+                f"| {outcome_label(k, state.get('target'))} | {_num(v.get('run'))} | "
+                f"{_num(v.get('counterfactual'))} | "
                 f"{_num(v.get('delta'))} |"
                 for k, v in o.items()
             )
