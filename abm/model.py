@@ -230,8 +230,9 @@ class RareEarthModel(mesa.Model):
         """
         mk = self.mk
         p = self.p0
-        self._spread = np.array(
-            [max(mk.separation_yield * p[OXIDE[g]] - p[CONC[g]], 0.0) for g in range(G)]
+        # concentrate sells for a payable share of the oxide it contains (at the start prices)
+        self._payable = np.array(
+            [min(p[CONC[g]] / (mk.separation_yield * p[OXIDE[g]]), 1.0) for g in range(G)]
         )
         setter = self.scenario.country(self.scenario.coercer)
         self._conversion = setter.magnet_cost_usd_per_kg
@@ -347,6 +348,8 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 1. events
 
     def _apply_scheduled_events(self) -> None:
+        # what each state has spent before this month (the payoff counts this month's spending)
+        self._spent_before = np.array([st.spent_usd for st in self.states])
         for m in self.policy.expire(self.month):
             self.policy.log.append((self.month, m.origin, f"{m.type} {m.id} ended"))
             self._on_measure_end(m)
@@ -492,25 +495,35 @@ class RareEarthModel(mesa.Model):
         self.finance_pool[host, KIND_CODES.index(kind)] += usd
 
     def _new_deposit(self, c: int, params: dict) -> None:
+        """Give a deposit to a mining firm of the country as an undeveloped prospect.
+
+        First choice: a prospect with no project; then any miner not building; then any miner
+        (the deposit waits until its project ends). A producing firm keeps its capacity and
+        cost; the deposit's cost blends in when it is built.
+        """
         f = self.firms
-        cand = np.flatnonzero(
-            (f.country == c) & (f.kind == FirmKind.MINER) & f.prospect & (f.proj_size == 0)
-        )
+        miner = (f.country == c) & (f.kind == FirmKind.MINER)
+        cand = np.flatnonzero(miner & f.prospect & (f.capacity == 0) & (f.proj_size == 0))
         if cand.size == 0:
-            cand = np.flatnonzero((f.country == c) & (f.kind == FirmKind.MINER))
+            cand = np.flatnonzero(miner & (f.proj_size == 0))
+        if cand.size == 0:
+            cand = np.flatnonzero(miner)
         if cand.size == 0:
             raise ScenarioRuntimeError(
                 f"new_deposit: {COUNTRIES[c]} has no mining firm or prospect to hold the deposit"
             )
         row = int(cand[0])
-        if f.capacity[row] > 0 or f.active[row]:
-            f.prospect_size[row] = params["t_per_year"]
-            f.prospect[row] = False
-        else:
-            f.prospect_size[row] += params["t_per_year"]
-            f.prospect[row] = True
-        if "cost_usd_per_kg" in params:
-            f.unit_cost[row] = params["cost_usd_per_kg"]
+        size = params["t_per_year"]
+        cost = params.get("cost_usd_per_kg", 0.0)
+        held = f.prospect_size[row] if f.prospect[row] else 0.0
+        if f.capacity[row] > 0 or f.proj_size[row] > 0:  # a running or building firm
+            own = f.prospect_cost[row] or f.unit_cost[row]
+            cost = cost or f.unit_cost[row]
+            f.prospect_cost[row] = (held * own + size * cost) / (held + size)
+        elif cost:  # an empty prospect: its cost is the deposit's (blended with what it holds)
+            f.unit_cost[row] = (held * f.unit_cost[row] + size * cost) / (held + size)
+        f.prospect_size[row] = held + size
+        f.prospect[row] = True
 
     # ------------------------------------------------------------------ 2. states decide
 
@@ -626,12 +639,21 @@ class RareEarthModel(mesa.Model):
         # projects that finish this month come online
         done = (f.proj_size > 0) & (f.proj_left <= 0)
         if done.any():
+            # a deposit held by a producing firm blends its own cost into the firm's
+            blend = done & (f.prospect_cost > 0) & (f.capacity > 0)
+            if blend.any():
+                new, old = f.proj_size[blend], f.capacity[blend]
+                f.unit_cost[blend] = (old * f.unit_cost[blend] + new * f.prospect_cost[blend]) / (
+                    old + new
+                )
             f.capacity[done] += f.proj_size[done]
             f.ramp_cap[done] = f.proj_size[done]
             f.ramp_left[done] = self.fb.ramp_up_months
             f.active[done] = True
-            f.prospect[done] = False
-            f.prospect_size[done] = 0.0
+            # what the project did not build (a deposit found meanwhile) stays a prospect
+            f.prospect_size[done] = np.maximum(f.prospect_size[done] - f.proj_size[done], 0.0)
+            f.prospect[done] = f.prospect_size[done] > 0
+            f.prospect_cost[done & ~f.prospect] = 0.0
             f.proj_size[done] = 0.0
             f.proj_capex_left[done] = 0.0
             fresh = done & (f.exp_sales.sum(axis=1) == 0)
@@ -654,10 +676,15 @@ class RareEarthModel(mesa.Model):
         f.run_rate[pr, 0] = rate
         out = np.zeros((self.P, I))
         used = np.zeros((self.P, I))
-        # miners: output follows the margin on the whole basket; quota caps a country's total
+        # miners: output follows the margin on the whole basket, but never more than they expect
+        # to sell plus half the gap to their stock target (the group most in demand decides;
+        # the rest of the basket is a co-product); quota caps a country's total
         miner = kind == FirmKind.MINER
-        mine = np.where(miner, monthly * rate, 0.0)
-        pq = self.policy.production_quota_t_per_year()
+        by_group = monthly[:, None] * basket
+        want = self._sales_plan(f.exp_sales[pr, 0:3], stock[:, 0:3], by_group, probe=by_group)
+        sells = np.where(basket > 0, want / np.maximum(basket, 1e-12), 0.0).max(axis=1)
+        mine = np.where(miner, np.maximum(np.minimum(monthly * rate, sells), monthly * floor), 0.0)
+        pq = self.policy.production_quota_t_per_year(self.month)
         for c in np.flatnonzero(np.isfinite(pq)):
             m = miner & (f.country[pr] == c)
             tot = mine[m].sum()
@@ -756,11 +783,8 @@ class RareEarthModel(mesa.Model):
         # new projects (one draw per firm, manufacturers included, so the stream is fixed)
         u = self.rng.random(f.n)[pr]
         prospect = f.prospect[pr]
-        eligible = (
-            (f.proj_size[pr] == 0)
-            & (f.bankrupt_month[pr] < 0)
-            & ((f.active[pr] & ~f.idle[pr]) | prospect)
-        )
+        # a bankrupt firm's assets are a prospect again: a new owner may redevelop them
+        eligible = (f.proj_size[pr] == 0) & ((f.active[pr] & ~f.idle[pr]) | prospect)
         subsidy = self._pool_share()
         # demand discipline: incumbents expand only if they and their stage (world-wide) run
         # near capacity; newcomers enter on the expected margin alone
@@ -1030,16 +1054,16 @@ class RareEarthModel(mesa.Model):
     def _anchors(self, price: np.ndarray) -> np.ndarray:
         """(I, C) cost-linked anchors for the derived items.
 
-        Concentrate: its netback, the oxide price times the separation yield less the start
-        spread (a separation fee in US$/kg: separators are paid for their service and miners
-        carry the price risk). Magnets: the cost of their oxide plus the price-setter's
-        conversion cost, times the start markup. Both are calibrated so that, at start prices,
-        anchor = start price.
+        Concentrate: a payable share of the oxide it contains (the oxide price times the
+        separation yield), the share fixed at its start value, as concentrate is sold in
+        practice; separators and miners share the oxide price risk in proportion. Magnets: the
+        cost of their oxide plus the price-setter's conversion cost, times the start markup.
+        Both are calibrated so that, at start prices, anchor = start price.
         """
         mk = self.mk
         out = np.zeros_like(price)
         for g, i in enumerate(CONC):
-            out[i] = mk.separation_yield * price[OXIDE[g]] - self._spread[g]
+            out[i] = self._payable[g] * mk.separation_yield * price[OXIDE[g]]
         for j, i in enumerate((MAG_STD, MAG_HT)):
             grade = ("ndpr_magnet", "heavy_magnet")[j]
             oxide = (
@@ -1172,8 +1196,8 @@ class RareEarthModel(mesa.Model):
             if rel.any():  # state stockpile releases share the pool
                 sold_rel = frac[:, i] * rel
                 income = sold_rel * per_t[:, i]
-                revenue += income
-                self._charge_release(orders, g, sold_rel, income)
+                # the income is the owners' (a joint stockpile may sell in a partner's market)
+                revenue += self._charge_release(orders, g, sold_rel, income)
             buy = orders["buy"][:, i]
             for st_i in np.flatnonzero(buy):  # state stockpile purchases
                 q = buy[st_i] * fill[st_i, i]
@@ -1279,18 +1303,25 @@ class RareEarthModel(mesa.Model):
         np.fill_diagonal(r, 0.0)
         return r
 
-    def _charge_release(self, orders, g, sold_by_market, income_by_market) -> None:
-        """Take released tonnes out of the owners' stockpiles and pay them (pro rata)."""
+    def _charge_release(self, orders, g, sold_by_market, income_by_market) -> np.ndarray:
+        """Take released tonnes out of the owners' stockpiles and pay them (pro rata).
+
+        Returns:
+            (C,) the income each owner received, US$.
+        """
         rel_from = orders["release_from"][:, g]
         tot = rel_from.sum()
+        by_owner = np.zeros(C)
         if tot <= 0:
-            return
+            return by_owner
         sold = sold_by_market.sum()
         income = income_by_market.sum()
         for s in np.flatnonzero(rel_from):
             share = rel_from[s] / tot
             self.states[s].stockpile_t[g] -= sold * share
             self.states[s].budget_usd += income * share
+            by_owner[s] += income * share
+        return by_owner
 
     def _floor_payer(self, row: int) -> int:
         name = self.scenario.named_firms[int(self.firms.named[row])].name
@@ -1382,6 +1413,7 @@ class RareEarthModel(mesa.Model):
                 )
                 * fb.risk_shock
             )  # (buyer country, exporter)
+            np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
             shock = np.take(by_c, self._c_all, axis=0) * self._risk_buyer[:, None]
             f.risk += shock * (1.0 - f.risk)
         # expectations, losses, idling, restarts, bankruptcy
@@ -1421,6 +1453,7 @@ class RareEarthModel(mesa.Model):
             f.idle[broke] = False
             f.prospect[broke] = True
             f.bankrupt_month[broke] = self.month
+            f.permitted[broke] = True  # an existing site keeps its permits
             f.proj_size[broke] = 0.0
             f.proj_capex_left[broke] = 0.0
         building = f.proj_size > 0
@@ -1517,7 +1550,8 @@ class RareEarthModel(mesa.Model):
         for d in self.policy.disputes.values():
             if d.conceded_month == self.month:
                 political += 1.0 if d.coercer == c else (-1.0 if d.target == c else 0.0)
-        budget = -self.states[c].spent_usd / out
+        spent_before = getattr(self, "_spent_before", np.zeros(C))[c]
+        budget = -(self.states[c].spent_usd - spent_before) / out
         return (
             w["revenue"] * revenue
             + w["industry"] * industry

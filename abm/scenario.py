@@ -286,6 +286,7 @@ EVENT_TYPES: dict[str, dict[str, tuple]] = {
     "production_quota": {
         "country": ("country", None, None, True),
         "t_per_year": ("float", 0.0, 1e7, True),
+        "growth_per_year": ("float", -0.5, 1.0, False),
     },
     "tech_export_ban": {
         "exporter": ("country", None, None, True),
@@ -364,6 +365,8 @@ EVENT_TYPES: dict[str, dict[str, tuple]] = {
     },
 }
 COERCIVE_BY_DEFAULT = {"export_quota", "embargo", "licensing", "export_tax", "dispute"}
+ONE_OFF = ("budget", "finance", "substitution_rd", "capacity_shock", "new_deposit", "demand_shock")
+"""Events that act once, in their month: an ``end`` would mean nothing, so it is rejected."""
 
 
 @dataclass(frozen=True)
@@ -548,6 +551,11 @@ def parse_event(raw: dict, index: int, start: tuple[int, int] | None = None) -> 
     end = parse_month(raw["end"], f"{where}.end") if raw.get("end") else None
     if end is not None and month_index(end, date) < 0:
         raise ScenarioError(f"{where}.end: {raw['end']!r} is before date {raw['date']!r}")
+    if end is not None and etype in (*ONE_OFF, "concede"):
+        raise ScenarioError(
+            f"{where}.end: a {etype} event acts once, in its month, and takes no end; remove "
+            f"it (end is allowed on standing measures and disputes)"
+        )
     spec = EVENT_TYPES[etype]
     params = {}
     for key, value in raw.items():

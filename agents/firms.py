@@ -48,6 +48,7 @@ class FirmState:
     online_month: np.ndarray  # (N,) month index when a named firm comes online
     capacity: np.ndarray  # (N,) t/yr (REO for mines, separators, recyclers; magnet t for magnets)
     prospect_size: np.ndarray  # (N,) t/yr a prospect would build
+    prospect_cost: np.ndarray  # (N,) US$/kg of a deposit held by a producing firm (0 = own cost)
     basket: np.ndarray  # (N, G) element mix of a miner's or recycler's output
     unit_cost: np.ndarray  # (N,) US$/kg of output, excluding purchased inputs
     cash: np.ndarray  # (N,) US$
@@ -289,6 +290,7 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
         online_month=np.zeros(n, dtype=np.int32),
         capacity=np.zeros(n),
         prospect_size=np.zeros(n),
+        prospect_cost=np.zeros(n),
         basket=np.zeros((n, G)),
         unit_cost=np.zeros(n),
         cash=np.zeros(n),

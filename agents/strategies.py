@@ -161,8 +161,10 @@ class RuleStrategy(Strategy):
                         "target_days": p.rule_stockpile_days,
                     }
                 )
-            per_month = p.rule_finance_usd_per_year / 12.0
-            if per_month > 0:
+            # per decision period: deciding every k months, a state spends k months' worth
+            period = p.decision_every_months / 12.0
+            per_period = p.rule_finance_usd_per_year * period
+            if per_period > 0:
                 host = p.rule_finance_host or obs.country
                 actions.append(
                     {
@@ -170,7 +172,7 @@ class RuleStrategy(Strategy):
                         "country": obs.country,
                         "host": host,
                         "kind": "miner",
-                        "loan_usd": per_month,
+                        "loan_usd": per_period,
                     }
                 )
             if p.rule_recycling_subsidy_usd_per_kg > 0 and not self.responded:
@@ -187,7 +189,7 @@ class RuleStrategy(Strategy):
                     {
                         "type": "substitution_rd",
                         "country": obs.country,
-                        "usd": p.rule_rd_usd_per_year / 12.0,
+                        "usd": p.rule_rd_usd_per_year * period,
                     }
                 )
             self.responded = True
