@@ -151,7 +151,7 @@ class RareEarthModel(mesa.Model):
         self.restr_hist: list[np.ndarray] = []  # restriction matrix of each month
         self.bankruptcies = np.zeros(C)
         self.finance_pool = np.zeros((C, len(KIND_CODES)))
-        self.rd_pressure = np.zeros(C)
+        self.rd_pressure = np.zeros((C, G))  # substitution pressure from state R&D
         self.restart_due = np.zeros(self.firms.n)
         self.external_in = 0.0
         self.external_out = 0.0
@@ -175,6 +175,15 @@ class RareEarthModel(mesa.Model):
         self.makers = slice(self.P, self.firms.n)
         m_country = self.firms.country[self.makers]
         self._maker_rows = [np.flatnonzero(m_country == c) for c in range(C)]
+        # home countries as index arrays for np.take (faster than fancy indexing, same values)
+        self._c_all = self.firms.country.astype(np.intp)
+        self._c_pr = self._c_all[self.producers]
+        self._c_mf = self._c_all[self.makers]
+        # each country's manufacturers as a slice when they are contiguous (as built)
+        self._maker_blocks = [
+            slice(int(r[0]), int(r[-1]) + 1) if r.size and r[-1] - r[0] + 1 == r.size else r
+            for r in self._maker_rows
+        ]
         self._good_of_item = np.array([self._intensity_good(i) for i in range(I)])
         self._sell_mask = self._seller_mask()
         self._risk_buyer = (kinds != FirmKind.MINER).astype(float)
@@ -186,8 +195,11 @@ class RareEarthModel(mesa.Model):
         self.maker_weight = self.firms.use_tpy[mf].sum(axis=1)
         self._monthly_use = self.firms.use_tpy[mf] / 12.0
         self.makers_per_country = self.by_country(np.ones(self.maker_weight.size), mf)
+        self.maker_weight_by_country = self.by_country(self.maker_weight, mf)
         self._risk_cache: tuple[int, np.ndarray] = (-1, np.zeros((C, C)))
+        self._risk_buyers_by_country = self.by_country(self._risk_buyer)  # fixed
         self._reo_total = self.reo_per_item.sum(axis=1)
+        self._ones_n = np.ones(self.firms.n)
         self._init_stocks()
 
     # ------------------------------------------------------------------ set-up helpers
@@ -218,8 +230,9 @@ class RareEarthModel(mesa.Model):
         """
         mk = self.mk
         p = self.p0
-        self._spread = np.array(
-            [max(mk.separation_yield * p[OXIDE[g]] - p[CONC[g]], 0.0) for g in range(G)]
+        # concentrate sells for a payable share of the oxide it contains (at the start prices)
+        self._payable = np.array(
+            [min(p[CONC[g]] / (mk.separation_yield * p[OXIDE[g]]), 1.0) for g in range(G)]
         )
         setter = self.scenario.country(self.scenario.coercer)
         self._conversion = setter.magnet_cost_usd_per_kg
@@ -335,6 +348,8 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 1. events
 
     def _apply_scheduled_events(self) -> None:
+        # what each state has spent before this month (the payoff counts this month's spending)
+        self._spent_before = np.array([st.spent_usd for st in self.states])
         for m in self.policy.expire(self.month):
             self.policy.log.append((self.month, m.origin, f"{m.type} {m.id} ended"))
             self._on_measure_end(m)
@@ -380,7 +395,9 @@ class RareEarthModel(mesa.Model):
         if etype == "offtake":
             self._prepare_contract(params)
         if etype == "price_floor":
-            self._firm_row(params["firm"])  # fail early if unknown
+            row = self._firm_row(params["firm"])
+            self.firms.price_floor[row] = params["price_usd_per_kg"]
+            self.firms.price_floor_good[row] = GOODS.index(params["good"])
         if etype in STANDING:
             self.policy.add(Measure(eid, etype, params, self.month, end, coercive, origin))
             return
@@ -413,9 +430,11 @@ class RareEarthModel(mesa.Model):
             self.states[c].budget_usd -= usd
             self.states[c].spent_usd += usd
             self.external_out += usd
-            scale = max(self.states[c].params.industry_output_usd_per_year, 1.0) * 1e-3
+            # a programme worth rd_programme_share of a year's RE-using output buys the full cut
+            scale = max(self.industry_output(c) * self.fb.rd_programme_share, 1.0)
             cut = params.get("target_cut", 0.3)
-            self.rd_pressure[c] += min(usd / scale, 1.0) * cut
+            goods = [GOODS.index(params["good"])] if params.get("good") else list(range(G))
+            self.rd_pressure[c, goods] += min(usd / scale, 1.0) * cut
         elif etype == "capacity_shock":
             kind = KIND_BY_NAME[params["kind"]]
             m = (self.firms.country == c) & (self.firms.kind == kind)
@@ -476,25 +495,35 @@ class RareEarthModel(mesa.Model):
         self.finance_pool[host, KIND_CODES.index(kind)] += usd
 
     def _new_deposit(self, c: int, params: dict) -> None:
+        """Give a deposit to a mining firm of the country as an undeveloped prospect.
+
+        First choice: a prospect with no project; then any miner not building; then any miner
+        (the deposit waits until its project ends). A producing firm keeps its capacity and
+        cost; the deposit's cost blends in when it is built.
+        """
         f = self.firms
-        cand = np.flatnonzero(
-            (f.country == c) & (f.kind == FirmKind.MINER) & f.prospect & (f.proj_size == 0)
-        )
+        miner = (f.country == c) & (f.kind == FirmKind.MINER)
+        cand = np.flatnonzero(miner & f.prospect & (f.capacity == 0) & (f.proj_size == 0))
         if cand.size == 0:
-            cand = np.flatnonzero((f.country == c) & (f.kind == FirmKind.MINER))
+            cand = np.flatnonzero(miner & (f.proj_size == 0))
+        if cand.size == 0:
+            cand = np.flatnonzero(miner)
         if cand.size == 0:
             raise ScenarioRuntimeError(
                 f"new_deposit: {COUNTRIES[c]} has no mining firm or prospect to hold the deposit"
             )
         row = int(cand[0])
-        if f.capacity[row] > 0 or f.active[row]:
-            f.prospect_size[row] = params["t_per_year"]
-            f.prospect[row] = False
-        else:
-            f.prospect_size[row] += params["t_per_year"]
-            f.prospect[row] = True
-        if "cost_usd_per_kg" in params:
-            f.unit_cost[row] = params["cost_usd_per_kg"]
+        size = params["t_per_year"]
+        cost = params.get("cost_usd_per_kg", 0.0)
+        held = f.prospect_size[row] if f.prospect[row] else 0.0
+        if f.capacity[row] > 0 or f.proj_size[row] > 0:  # a running or building firm
+            own = f.prospect_cost[row] or f.unit_cost[row]
+            cost = cost or f.unit_cost[row]
+            f.prospect_cost[row] = (held * own + size * cost) / (held + size)
+        elif cost:  # an empty prospect: its cost is the deposit's (blended with what it holds)
+            f.unit_cost[row] = (held * f.unit_cost[row] + size * cost) / (held + size)
+        f.prospect_size[row] = held + size
+        f.prospect[row] = True
 
     # ------------------------------------------------------------------ 2. states decide
 
@@ -540,9 +569,9 @@ class RareEarthModel(mesa.Model):
 
     def risk_by_country(self) -> np.ndarray:
         """(C, C) mean perceived risk of each country's buyers toward each supplier country."""
-        if self._risk_cache[0] != self.month:
+        if self._risk_cache[0] < 0:  # valid until risk changes (phase 7 marks it stale)
             f = self.firms
-            cnt = self.by_country(self._risk_buyer)
+            cnt = self._risk_buyers_by_country
             tot = self.by_country(f.risk * self._risk_buyer[:, None])
             self._risk_cache = (self.month, tot / np.maximum(cnt, 1.0)[:, None])
         return self._risk_cache[1]
@@ -610,12 +639,21 @@ class RareEarthModel(mesa.Model):
         # projects that finish this month come online
         done = (f.proj_size > 0) & (f.proj_left <= 0)
         if done.any():
+            # a deposit held by a producing firm blends its own cost into the firm's
+            blend = done & (f.prospect_cost > 0) & (f.capacity > 0)
+            if blend.any():
+                new, old = f.proj_size[blend], f.capacity[blend]
+                f.unit_cost[blend] = (old * f.unit_cost[blend] + new * f.prospect_cost[blend]) / (
+                    old + new
+                )
             f.capacity[done] += f.proj_size[done]
             f.ramp_cap[done] = f.proj_size[done]
             f.ramp_left[done] = self.fb.ramp_up_months
             f.active[done] = True
-            f.prospect[done] = False
-            f.prospect_size[done] = 0.0
+            # what the project did not build (a deposit found meanwhile) stays a prospect
+            f.prospect_size[done] = np.maximum(f.prospect_size[done] - f.proj_size[done], 0.0)
+            f.prospect[done] = f.prospect_size[done] > 0
+            f.prospect_cost[done & ~f.prospect] = 0.0
             f.proj_size[done] = 0.0
             f.proj_capex_left[done] = 0.0
             fresh = done & (f.exp_sales.sum(axis=1) == 0)
@@ -638,10 +676,15 @@ class RareEarthModel(mesa.Model):
         f.run_rate[pr, 0] = rate
         out = np.zeros((self.P, I))
         used = np.zeros((self.P, I))
-        # miners: output follows the margin on the whole basket; quota caps a country's total
+        # miners: output follows the margin on the whole basket, but never more than they expect
+        # to sell plus half the gap to their stock target (the group most in demand decides;
+        # the rest of the basket is a co-product); quota caps a country's total
         miner = kind == FirmKind.MINER
-        mine = np.where(miner, monthly * rate, 0.0)
-        pq = self.policy.production_quota_t_per_year()
+        by_group = monthly[:, None] * basket
+        want = self._sales_plan(f.exp_sales[pr, 0:3], stock[:, 0:3], by_group, probe=by_group)
+        sells = np.where(basket > 0, want / np.maximum(basket, 1e-12), 0.0).max(axis=1)
+        mine = np.where(miner, np.maximum(np.minimum(monthly * rate, sells), monthly * floor), 0.0)
+        pq = self.policy.production_quota_t_per_year(self.month)
         for c in np.flatnonzero(np.isfinite(pq)):
             m = miner & (f.country[pr] == c)
             tot = mine[m].sum()
@@ -740,11 +783,8 @@ class RareEarthModel(mesa.Model):
         # new projects (one draw per firm, manufacturers included, so the stream is fixed)
         u = self.rng.random(f.n)[pr]
         prospect = f.prospect[pr]
-        eligible = (
-            (f.proj_size[pr] == 0)
-            & (f.bankrupt_month[pr] < 0)
-            & ((f.active[pr] & ~f.idle[pr]) | prospect)
-        )
+        # a bankrupt firm's assets are a prospect again: a new owner may redevelop them
+        eligible = (f.proj_size[pr] == 0) & ((f.active[pr] & ~f.idle[pr]) | prospect)
         subsidy = self._pool_share()
         # demand discipline: incumbents expand only if they and their stage (world-wide) run
         # near capacity; newcomers enter on the expected margin alone
@@ -847,20 +887,27 @@ class RareEarthModel(mesa.Model):
         f, fb = self.firms, self.fb
         pr, mf = self.producers, self.makers
         factor = self._demand_factor()  # (C, I)
-        m_country = f.country[mf]
-        need = self._monthly_use * factor[m_country] * f.intensity[mf][:, self._good_of_item]
+        need = self._monthly_use * np.take(factor, self._c_mf, axis=0)
+        need *= np.take(f.intensity[mf], self._good_of_item, axis=1)
         # each buyer's risk, weighted by where its country bought each item last month
         risk = f.risk[mf]
         r_eff = np.empty_like(need)
         for c in range(C):  # one small matrix product per country instead of per item
-            rows = self._maker_rows[c]
+            rows = self._maker_blocks[c]
             r_eff[rows] = risk[rows] @ self.supplier_share[:, c, :].T
-        target = fb.inventory_base_months + fb.inventory_risk_months * (
-            f.risk_sensitivity[mf, None] * r_eff
-        )
-        gap = (target * need - f.stock[mf]) / fb.inventory_adjust_months
+        # target = base + risk_months * sensitivity * r_eff; orders = max(need + gap, 0) where
+        # need > 0, gap = (target * need - stock) / adjust_months (in place, same arithmetic)
+        gap = r_eff
+        gap *= f.risk_sensitivity[mf, None]
+        gap *= fb.inventory_risk_months
+        gap += fb.inventory_base_months
+        gap *= need
+        gap -= f.stock[mf]
+        gap /= fb.inventory_adjust_months
+        gap += need
+        np.maximum(gap, 0.0, out=gap)
         orders = np.zeros((f.n, I))
-        orders[mf] = np.where(need > 0, np.maximum(need + gap, 0.0), 0.0)
+        np.copyto(orders[mf], gap, where=need > 0)
         # processors: inputs for the output they expect to sell, plus a base inventory
         kind = f.kind[pr]
         stock = f.stock[pr]
@@ -1007,16 +1054,16 @@ class RareEarthModel(mesa.Model):
     def _anchors(self, price: np.ndarray) -> np.ndarray:
         """(I, C) cost-linked anchors for the derived items.
 
-        Concentrate: its netback, the oxide price times the separation yield less the start
-        spread (a separation fee in US$/kg: separators are paid for their service and miners
-        carry the price risk). Magnets: the cost of their oxide plus the price-setter's
-        conversion cost, times the start markup. Both are calibrated so that, at start prices,
-        anchor = start price.
+        Concentrate: a payable share of the oxide it contains (the oxide price times the
+        separation yield), the share fixed at its start value, as concentrate is sold in
+        practice; separators and miners share the oxide price risk in proportion. Magnets: the
+        cost of their oxide plus the price-setter's conversion cost, times the start markup.
+        Both are calibrated so that, at start prices, anchor = start price.
         """
         mk = self.mk
         out = np.zeros_like(price)
         for g, i in enumerate(CONC):
-            out[i] = mk.separation_yield * price[OXIDE[g]] - self._spread[g]
+            out[i] = self._payable[g] * mk.separation_yield * price[OXIDE[g]]
         for j, i in enumerate((MAG_STD, MAG_HT)):
             grade = ("ndpr_magnet", "heavy_magnet")[j]
             oxide = (
@@ -1074,7 +1121,8 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 6. settlement
 
     def _holdings(self) -> np.ndarray:
-        stock = self.firms.stock.sum(axis=0)
+        # for the conservation check only: a matrix-vector product sums columns in one pass
+        stock = self._ones_n @ self.firms.stock
         pile = np.array([st.stockpile_t for st in self.states]).sum(axis=0)
         stock[3:6] += pile
         return stock
@@ -1097,7 +1145,8 @@ class RareEarthModel(mesa.Model):
         f.stock[pr] += plan["out"] - plan["used"]
         f.cash[pr] -= plan["cost"]
         self.external_out += float(plan["cost"].sum())
-        produced = plan["out"].sum(axis=0) - plan["used"].sum(axis=0)
+        ones_p = self._ones_n[pr]  # column sums by matrix-vector products (conservation only)
+        produced = ones_p @ plan["out"] - ones_p @ plan["used"]
         # restart costs decided last month
         if self.restart_due.any():
             f.cash -= self.restart_due
@@ -1111,8 +1160,8 @@ class RareEarthModel(mesa.Model):
         offers, sup, dem = market["offers"], market["supply"], market["demand"]
         sold_c = np.array([cl.sold for cl in cls]).T  # (C, I)
         bought_c = np.array([cl.bought for cl in cls]).T
-        pool_rev = np.array([cl.seller_got.sum(axis=1) for cl in cls]).T
-        paid_c = np.array([cl.buyer_paid.sum(axis=0) for cl in cls]).T
+        pool_rev = np.array([cl.seller_got for cl in cls]).sum(axis=2).T
+        paid_c = np.array([cl.buyer_paid for cl in cls]).sum(axis=1).T
         pool_t, pool_supply = sold_c.copy(), sup.copy()
         firm_t = np.zeros((self.P, I))
         firm_rev = np.zeros((self.P, I))
@@ -1126,18 +1175,17 @@ class RareEarthModel(mesa.Model):
                 pool_supply[x, i] -= cl.contract_t[k]
         frac = np.where(pool_supply > 1e-12, pool_t / np.maximum(pool_supply, 1e-12), 0.0)
         per_t = np.where(pool_t > 1e-12, pool_rev / np.maximum(pool_t, 1e-12), 0.0)
-        p_country = f.country[pr]
-        rest = frac[p_country] * (offers - firm_t)
+        rest = np.take(frac, self._c_pr, axis=0) * (offers - firm_t)
         sold_all = firm_t + rest
-        rev_all = firm_rev + rest * per_t[p_country]
+        rev_all = firm_rev + rest * np.take(per_t, self._c_pr, axis=0)
         f.stock[pr] -= sold_all
         rev_n = rev_all.sum(axis=1)
         f.cash[pr] += rev_n
         revenue = self.by_country(rev_n, pr)
         fill = np.where(dem > 1e-12, bought_c / np.maximum(dem, 1e-12), 1.0)  # (C, I)
         cost_t = np.where(bought_c > 1e-12, paid_c / np.maximum(bought_c, 1e-12), 0.0)
-        got = orders["orders"] * fill[f.country]
-        pay_n = np.einsum("ni,ni->n", got, cost_t[f.country])
+        got = orders["orders"] * np.take(fill, self._c_all, axis=0)
+        pay_n = np.einsum("ni,ni->n", got, np.take(cost_t, self._c_all, axis=0))
         f.stock += got
         f.cash -= pay_n
         manuf_paid = pay_n[mf]
@@ -1148,8 +1196,8 @@ class RareEarthModel(mesa.Model):
             if rel.any():  # state stockpile releases share the pool
                 sold_rel = frac[:, i] * rel
                 income = sold_rel * per_t[:, i]
-                revenue += income
-                self._charge_release(orders, g, sold_rel, income)
+                # the income is the owners' (a joint stockpile may sell in a partner's market)
+                revenue += self._charge_release(orders, g, sold_rel, income)
             buy = orders["buy"][:, i]
             for st_i in np.flatnonzero(buy):  # state stockpile purchases
                 q = buy[st_i] * fill[st_i, i]
@@ -1159,11 +1207,13 @@ class RareEarthModel(mesa.Model):
                 self.states[x].budget_usd += cl.tax_got[x]
             revenue += cl.tax_got
             self.external_out += cl.freight
-        # price floors on NdPr oxide: the state tops up the seller's realised price
-        nd = OXIDE[1]
-        for r in np.flatnonzero((f.price_floor[pr] > 0) & (sold_all[:, nd] > 0)):
-            t = sold_all[r, nd]
-            realised = rev_all[r, nd] / (t * KG_PER_T)
+        # price floors on one oxide: the state tops up the seller's realised price
+        for r in np.flatnonzero(f.price_floor[pr] > 0):
+            ox = OXIDE[int(f.price_floor_good[r])]
+            t = sold_all[r, ox]
+            if t <= 0:
+                continue
+            realised = rev_all[r, ox] / (t * KG_PER_T)
             top = max(0.0, f.price_floor[r] - realised) * t * KG_PER_T
             payer = self._floor_payer(r)
             f.cash[r] += top
@@ -1181,7 +1231,7 @@ class RareEarthModel(mesa.Model):
             raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
         use = np.minimum(f.stock[mf], need)
         f.stock[mf] -= use
-        consumed = use.sum(axis=0)
+        consumed = self._ones_n[mf] @ use  # for the conservation check only
         lost_kg = ((need - use) @ self._reo_total) * KG_PER_T
         lost_usd = lost_kg * f.value_per_kg[mf]
         lost_cs = self.by_country(lost_usd[:, None] * f.sector_mix[mf], mf)
@@ -1191,7 +1241,7 @@ class RareEarthModel(mesa.Model):
         lim = plan["hold_limit"]
         discard = np.where(lim > 0, np.maximum(f.stock[pr] - lim, 0.0), 0.0)
         f.stock[pr] -= discard
-        consumed = consumed + discard.sum(axis=0)
+        consumed = consumed + ones_p @ discard
 
         # recycling subsidy
         sub = self.recycling_subsidy()
@@ -1225,7 +1275,7 @@ class RareEarthModel(mesa.Model):
         recycler = f.kind[pr] == FirmKind.RECYCLER
         production = self.by_country(plan["out"] * ~recycler[:, None], pr)
         rec_cg = self.by_country(plan["recycled"][:, None] * f.basket[pr] * recycler[:, None], pr)
-        restriction = self.policy.restriction_matrix(self.month)
+        restriction = self._restriction(market["rules"])
         self.lost_hist.append(lost_cs.sum(axis=1))
         self.restr_hist.append(restriction)
         self.flows = MonthFlows(
@@ -1240,18 +1290,38 @@ class RareEarthModel(mesa.Model):
         self._market = market
         f.exp_sales[pr] += SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales[pr]) * self._sell_mask
 
-    def _charge_release(self, orders, g, sold_by_market, income_by_market) -> None:
-        """Take released tonnes out of the owners' stockpiles and pay them (pro rata)."""
+    @staticmethod
+    def _restriction(rules) -> np.ndarray:
+        """(C, C) share of x's exports to y blocked, from this month's rules.
+
+        The same as ``PolicyState.restriction_matrix`` (which builds the rules again): access
+        does not depend on the import demand the rules were built with.
+        """
+        r = np.zeros((C, C))
+        for rule in rules:
+            r = np.maximum(r, 1.0 - rule.access)
+        np.fill_diagonal(r, 0.0)
+        return r
+
+    def _charge_release(self, orders, g, sold_by_market, income_by_market) -> np.ndarray:
+        """Take released tonnes out of the owners' stockpiles and pay them (pro rata).
+
+        Returns:
+            (C,) the income each owner received, US$.
+        """
         rel_from = orders["release_from"][:, g]
         tot = rel_from.sum()
+        by_owner = np.zeros(C)
         if tot <= 0:
-            return
+            return by_owner
         sold = sold_by_market.sum()
         income = income_by_market.sum()
         for s in np.flatnonzero(rel_from):
             share = rel_from[s] / tot
             self.states[s].stockpile_t[g] -= sold * share
             self.states[s].budget_usd += income * share
+            by_owner[s] += income * share
+        return by_owner
 
     def _floor_payer(self, row: int) -> int:
         name = self.scenario.named_firms[int(self.firms.named[row])].name
@@ -1267,7 +1337,8 @@ class RareEarthModel(mesa.Model):
         inside that) minus consumption, so market transfers must net to zero exactly.
         """
         f = self.firms
-        if (f.stock < -1e-6 * (1.0 + np.abs(f.stock).max())).any():
+        lo, hi = float(f.stock.min()), float(f.stock.max())
+        if lo < -1e-6 * (1.0 + max(hi, -lo)):
             r, i = np.unravel_index(np.argmin(f.stock), f.stock.shape)
             raise ConservationError(
                 f"negative stock in {self.date}: firm {r} item {ITEMS[i]} = {f.stock[r, i]:.6f} t"
@@ -1297,8 +1368,9 @@ class RareEarthModel(mesa.Model):
         value = output_value_usd_per_kg(f, price, mk)
         floor = f.price_floor > 0
         if floor.any():
-            nd_gain = np.maximum(f.price_floor - price[OXIDE[1], f.country], 0.0)
-            value = value + np.where(floor, nd_gain * f.basket[:, 1], 0.0)
+            g = f.price_floor_good.astype(np.intp)
+            gain = np.maximum(f.price_floor - price[OXIDE[0] + g, f.country], 0.0)
+            value = value + np.where(floor, gain * f.basket[np.arange(f.n), g], 0.0)
         sub = self.recycling_subsidy()
         value = value + np.where(f.kind == FirmKind.RECYCLER, sub[f.country], 0.0)
         _extra, mult = self.tech_ban()
@@ -1341,7 +1413,8 @@ class RareEarthModel(mesa.Model):
                 )
                 * fb.risk_shock
             )  # (buyer country, exporter)
-            shock = by_c[f.country] * self._risk_buyer[:, None]
+            np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
+            shock = np.take(by_c, self._c_all, axis=0) * self._risk_buyer[:, None]
             f.risk += shock * (1.0 - f.risk)
         # expectations, losses, idling, restarts, bankruptcy
         self._refresh_expectations()
@@ -1380,6 +1453,7 @@ class RareEarthModel(mesa.Model):
             f.idle[broke] = False
             f.prospect[broke] = True
             f.bankrupt_month[broke] = self.month
+            f.permitted[broke] = True  # an existing site keeps its permits
             f.proj_size[broke] = 0.0
             f.proj_capex_left[broke] = 0.0
         building = f.proj_size > 0
@@ -1388,12 +1462,12 @@ class RareEarthModel(mesa.Model):
         mf = self.makers
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
-        pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure[:, None]
-        n_m = self.by_country(np.ones(self.firms.n - self.P), mf)
+        pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure
+        n_m = self.makers_per_country  # fixed
         risk_cn = self.by_country(f.risk[mf, CHINA], mf) / np.maximum(n_m, 1.0)
         risk_cn[CHINA] = 0.0
         pressure = np.clip(pressure + 0.5 * risk_cn[:, None], 0.0, 1.0)
-        cut = 1.0 - fb.substitution_rate_per_month * pressure[f.country[mf]]
+        cut = 1.0 - fb.substitution_rate_per_month * np.take(pressure, self._c_mf, axis=0)
         f.intensity[mf] = np.maximum(f.intensity[mf] * cut, fb.substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays
@@ -1476,7 +1550,8 @@ class RareEarthModel(mesa.Model):
         for d in self.policy.disputes.values():
             if d.conceded_month == self.month:
                 political += 1.0 if d.coercer == c else (-1.0 if d.target == c else 0.0)
-        budget = -self.states[c].spent_usd / out
+        spent_before = getattr(self, "_spent_before", np.zeros(C))[c]
+        budget = -(self.states[c].spent_usd - spent_before) / out
         return (
             w["revenue"] * revenue
             + w["industry"] * industry

@@ -147,12 +147,20 @@ class PolicyState:
             out[x] = np.fmin(out[x], m.params["t_per_year"])
         return out
 
-    def production_quota_t_per_year(self) -> np.ndarray:
-        """(C,) mining quota per country in t/yr (inf where none)."""
+    def production_quota_t_per_year(self, month: int | None = None) -> np.ndarray:
+        """(C,) mining quota per country in t/yr (inf where none).
+
+        A quota with ``growth_per_year`` grows from its start month: ``t_per_year`` times
+        ``(1 + growth) ** (months since start / 12)`` (``month`` is the current month index).
+        """
         out = np.full(C, np.inf)
         for m in self.of_type("production_quota"):
             c = COUNTRIES.index(m.params["country"])
-            out[c] = min(out[c], m.params["t_per_year"])
+            t = m.params["t_per_year"]
+            growth = m.params.get("growth_per_year", 0.0)
+            if growth and month is not None:
+                t *= (1.0 + growth) ** (max(month - m.start, 0) / 12.0)
+            out[c] = min(out[c], t)
         return out
 
     def restriction_matrix(self, month: int) -> np.ndarray:

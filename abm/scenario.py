@@ -125,6 +125,9 @@ class FirmParams:
     substitution_rate_per_month: float = _f(0.01, 0.0, 0.2, "max intensity cut per month")
     substitution_price_trigger: float = _f(1.8, 1.0, 100.0, "price multiple that starts R&D")
     substitution_floor: float = _f(0.55, 0.0, 1.0, "lowest reachable intensity index")
+    rd_programme_share: float = _f(
+        0.03, 1e-6, 1.0, "share of a year's RE-using output that buys a substitution_rd's full cut"
+    )
     recycling_collection_rate: float = _f(0.05, 0.0, 1.0, "share of end-of-life REO collectable")
     recycling_growth_per_month: float = _f(0.01, 0.0, 0.5, "capacity growth when profitable")
     product_life_years: float = _f(12.0, 1.0, 40.0, "years from use to end of life")
@@ -283,6 +286,7 @@ EVENT_TYPES: dict[str, dict[str, tuple]] = {
     "production_quota": {
         "country": ("country", None, None, True),
         "t_per_year": ("float", 0.0, 1e7, True),
+        "growth_per_year": ("float", -0.5, 1.0, False),
     },
     "tech_export_ban": {
         "exporter": ("country", None, None, True),
@@ -361,6 +365,8 @@ EVENT_TYPES: dict[str, dict[str, tuple]] = {
     },
 }
 COERCIVE_BY_DEFAULT = {"export_quota", "embargo", "licensing", "export_tax", "dispute"}
+ONE_OFF = ("budget", "finance", "substitution_rd", "capacity_shock", "new_deposit", "demand_shock")
+"""Events that act once, in their month: an ``end`` would mean nothing, so it is rejected."""
 
 
 @dataclass(frozen=True)
@@ -545,6 +551,11 @@ def parse_event(raw: dict, index: int, start: tuple[int, int] | None = None) -> 
     end = parse_month(raw["end"], f"{where}.end") if raw.get("end") else None
     if end is not None and month_index(end, date) < 0:
         raise ScenarioError(f"{where}.end: {raw['end']!r} is before date {raw['date']!r}")
+    if end is not None and etype in (*ONE_OFF, "concede"):
+        raise ScenarioError(
+            f"{where}.end: a {etype} event acts once, in its month, and takes no end; remove "
+            f"it (end is allowed on standing measures and disputes)"
+        )
     spec = EVENT_TYPES[etype]
     params = {}
     for key, value in raw.items():
@@ -794,11 +805,17 @@ def build_scenario(raw: dict) -> Scenario:
     if dup:
         raise ScenarioError(f"events: duplicate id {sorted(dup)[0]!r}; ids must be unique")
     names = {f.name for f in named}
+    kinds = {f.name: f.kind for f in named}
     for i, e in enumerate(events):
         firm = e.params.get("firm")
         if e.type == "price_floor" and firm not in names:
             raise ScenarioError(
                 f"events[{i}].firm: {firm!r} is not a named firm; named: {', '.join(sorted(names))}"
+            )
+        if e.type == "price_floor" and kinds[firm] not in ("separator", "recycler"):
+            raise ScenarioError(
+                f"events[{i}].firm: {firm!r} is a {kinds[firm]}; a price floor guarantees an "
+                "oxide price, allowed: a named separator or recycler"
             )
         if e.type == "offtake" and e.params["seller"] not in names | set(COUNTRIES):
             raise ScenarioError(

@@ -48,6 +48,7 @@ class FirmState:
     online_month: np.ndarray  # (N,) month index when a named firm comes online
     capacity: np.ndarray  # (N,) t/yr (REO for mines, separators, recyclers; magnet t for magnets)
     prospect_size: np.ndarray  # (N,) t/yr a prospect would build
+    prospect_cost: np.ndarray  # (N,) US$/kg of a deposit held by a producing firm (0 = own cost)
     basket: np.ndarray  # (N, G) element mix of a miner's or recycler's output
     unit_cost: np.ndarray  # (N,) US$/kg of output, excluding purchased inputs
     cash: np.ndarray  # (N,) US$
@@ -65,7 +66,8 @@ class FirmState:
     value_per_kg: np.ndarray  # (N,) US$ of output lost per kg REO not supplied
     risk: np.ndarray  # (N, C) perceived disruption risk of each supplier country, 0..1
     risk_sensitivity: np.ndarray  # (N,) heterogeneity in precautionary demand
-    price_floor: np.ndarray  # (N,) guaranteed US$/kg for NdPr oxide (0 = none)
+    price_floor: np.ndarray  # (N,) guaranteed US$/kg for the oxide of one group (0 = none)
+    price_floor_good: np.ndarray  # (N,) element group the floor covers (index into GOODS)
     ht_share: np.ndarray  # (N,) share of a magnet maker's output in the high-temp grade
     bankrupt_month: np.ndarray  # (N,) month of bankruptcy, -1 if none
     permitted: np.ndarray  # (N,) holds its permits already (a project needs no permit time)
@@ -217,10 +219,15 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
     for c, cp in enumerate(scn.countries):
         for kind, cap_field in _KIND_CAP_FIELD.items():
             cap = getattr(cp, cap_field)
+            # named firms running at the start are part of the country's capacity; prospects
+            # and projects due online later are not
             cap -= sum(
                 f.capacity_t_per_year
                 for f in named
-                if f.country == cp.name and f.kind == kind.name.lower() and not f.online
+                if f.country == cp.name
+                and f.kind == kind.name.lower()
+                and not f.prospect
+                and (not f.online or month_index(parse_month(f.online, "online"), start) <= 0)
             )
             if cap > 1e-6:
                 cells.append((kind, c, -1, cap, getattr(cp, _KIND_COST_FIELD[kind]), False))
@@ -283,6 +290,7 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
         online_month=np.zeros(n, dtype=np.int32),
         capacity=np.zeros(n),
         prospect_size=np.zeros(n),
+        prospect_cost=np.zeros(n),
         basket=np.zeros((n, G)),
         unit_cost=np.zeros(n),
         cash=np.zeros(n),
@@ -301,6 +309,7 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
         risk=np.zeros((n, C)),
         risk_sensitivity=np.ones(n),
         price_floor=np.zeros(n),
+        price_floor_good=np.ones(n, dtype=np.int8),
         ht_share=np.full(n, HT_SHARE_OF_MAGNETS),
         bankrupt_month=np.full(n, -1, dtype=np.int32),
         permitted=np.zeros(n, dtype=bool),
@@ -429,7 +438,7 @@ def output_value_usd_per_kg(st: FirmState, price_by_country: np.ndarray, mk) -> 
         price_by_country: (I, C) local prices, US$/kg.
         mk: market parameters (recipes and yields).
     """
-    p = price_by_country[:, st.country].T  # (N, I)
+    p = np.take(price_by_country.T, st.country.astype(np.intp), axis=0)  # (N, I)
     conc = p[:, 0:3]
     oxide = p[:, 3:6]
     val = np.zeros(st.n)
