@@ -175,6 +175,15 @@ class RareEarthModel(mesa.Model):
         self.makers = slice(self.P, self.firms.n)
         m_country = self.firms.country[self.makers]
         self._maker_rows = [np.flatnonzero(m_country == c) for c in range(C)]
+        # home countries as index arrays for np.take (faster than fancy indexing, same values)
+        self._c_all = self.firms.country.astype(np.intp)
+        self._c_pr = self._c_all[self.producers]
+        self._c_mf = self._c_all[self.makers]
+        # each country's manufacturers as a slice when they are contiguous (as built)
+        self._maker_blocks = [
+            slice(int(r[0]), int(r[-1]) + 1) if r.size and r[-1] - r[0] + 1 == r.size else r
+            for r in self._maker_rows
+        ]
         self._good_of_item = np.array([self._intensity_good(i) for i in range(I)])
         self._sell_mask = self._seller_mask()
         self._risk_buyer = (kinds != FirmKind.MINER).astype(float)
@@ -186,8 +195,11 @@ class RareEarthModel(mesa.Model):
         self.maker_weight = self.firms.use_tpy[mf].sum(axis=1)
         self._monthly_use = self.firms.use_tpy[mf] / 12.0
         self.makers_per_country = self.by_country(np.ones(self.maker_weight.size), mf)
+        self.maker_weight_by_country = self.by_country(self.maker_weight, mf)
         self._risk_cache: tuple[int, np.ndarray] = (-1, np.zeros((C, C)))
+        self._risk_buyers_by_country = self.by_country(self._risk_buyer)  # fixed
         self._reo_total = self.reo_per_item.sum(axis=1)
+        self._ones_n = np.ones(self.firms.n)
         self._init_stocks()
 
     # ------------------------------------------------------------------ set-up helpers
@@ -557,9 +569,9 @@ class RareEarthModel(mesa.Model):
 
     def risk_by_country(self) -> np.ndarray:
         """(C, C) mean perceived risk of each country's buyers toward each supplier country."""
-        if self._risk_cache[0] != self.month:
+        if self._risk_cache[0] < 0:  # valid until risk changes (phase 7 marks it stale)
             f = self.firms
-            cnt = self.by_country(self._risk_buyer)
+            cnt = self._risk_buyers_by_country
             tot = self.by_country(f.risk * self._risk_buyer[:, None])
             self._risk_cache = (self.month, tot / np.maximum(cnt, 1.0)[:, None])
         return self._risk_cache[1]
@@ -875,20 +887,27 @@ class RareEarthModel(mesa.Model):
         f, fb = self.firms, self.fb
         pr, mf = self.producers, self.makers
         factor = self._demand_factor()  # (C, I)
-        m_country = f.country[mf]
-        need = self._monthly_use * factor[m_country] * f.intensity[mf][:, self._good_of_item]
+        need = self._monthly_use * np.take(factor, self._c_mf, axis=0)
+        need *= np.take(f.intensity[mf], self._good_of_item, axis=1)
         # each buyer's risk, weighted by where its country bought each item last month
         risk = f.risk[mf]
         r_eff = np.empty_like(need)
         for c in range(C):  # one small matrix product per country instead of per item
-            rows = self._maker_rows[c]
+            rows = self._maker_blocks[c]
             r_eff[rows] = risk[rows] @ self.supplier_share[:, c, :].T
-        target = fb.inventory_base_months + fb.inventory_risk_months * (
-            f.risk_sensitivity[mf, None] * r_eff
-        )
-        gap = (target * need - f.stock[mf]) / fb.inventory_adjust_months
+        # target = base + risk_months * sensitivity * r_eff; orders = max(need + gap, 0) where
+        # need > 0, gap = (target * need - stock) / adjust_months (in place, same arithmetic)
+        gap = r_eff
+        gap *= f.risk_sensitivity[mf, None]
+        gap *= fb.inventory_risk_months
+        gap += fb.inventory_base_months
+        gap *= need
+        gap -= f.stock[mf]
+        gap /= fb.inventory_adjust_months
+        gap += need
+        np.maximum(gap, 0.0, out=gap)
         orders = np.zeros((f.n, I))
-        orders[mf] = np.where(need > 0, np.maximum(need + gap, 0.0), 0.0)
+        np.copyto(orders[mf], gap, where=need > 0)
         # processors: inputs for the output they expect to sell, plus a base inventory
         kind = f.kind[pr]
         stock = f.stock[pr]
@@ -1102,7 +1121,8 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 6. settlement
 
     def _holdings(self) -> np.ndarray:
-        stock = self.firms.stock.sum(axis=0)
+        # for the conservation check only: a matrix-vector product sums columns in one pass
+        stock = self._ones_n @ self.firms.stock
         pile = np.array([st.stockpile_t for st in self.states]).sum(axis=0)
         stock[3:6] += pile
         return stock
@@ -1125,7 +1145,8 @@ class RareEarthModel(mesa.Model):
         f.stock[pr] += plan["out"] - plan["used"]
         f.cash[pr] -= plan["cost"]
         self.external_out += float(plan["cost"].sum())
-        produced = plan["out"].sum(axis=0) - plan["used"].sum(axis=0)
+        ones_p = self._ones_n[pr]  # column sums by matrix-vector products (conservation only)
+        produced = ones_p @ plan["out"] - ones_p @ plan["used"]
         # restart costs decided last month
         if self.restart_due.any():
             f.cash -= self.restart_due
@@ -1154,18 +1175,17 @@ class RareEarthModel(mesa.Model):
                 pool_supply[x, i] -= cl.contract_t[k]
         frac = np.where(pool_supply > 1e-12, pool_t / np.maximum(pool_supply, 1e-12), 0.0)
         per_t = np.where(pool_t > 1e-12, pool_rev / np.maximum(pool_t, 1e-12), 0.0)
-        p_country = f.country[pr]
-        rest = frac[p_country] * (offers - firm_t)
+        rest = np.take(frac, self._c_pr, axis=0) * (offers - firm_t)
         sold_all = firm_t + rest
-        rev_all = firm_rev + rest * per_t[p_country]
+        rev_all = firm_rev + rest * np.take(per_t, self._c_pr, axis=0)
         f.stock[pr] -= sold_all
         rev_n = rev_all.sum(axis=1)
         f.cash[pr] += rev_n
         revenue = self.by_country(rev_n, pr)
         fill = np.where(dem > 1e-12, bought_c / np.maximum(dem, 1e-12), 1.0)  # (C, I)
         cost_t = np.where(bought_c > 1e-12, paid_c / np.maximum(bought_c, 1e-12), 0.0)
-        got = orders["orders"] * fill[f.country]
-        pay_n = np.einsum("ni,ni->n", got, cost_t[f.country])
+        got = orders["orders"] * np.take(fill, self._c_all, axis=0)
+        pay_n = np.einsum("ni,ni->n", got, np.take(cost_t, self._c_all, axis=0))
         f.stock += got
         f.cash -= pay_n
         manuf_paid = pay_n[mf]
@@ -1211,7 +1231,7 @@ class RareEarthModel(mesa.Model):
             raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
         use = np.minimum(f.stock[mf], need)
         f.stock[mf] -= use
-        consumed = use.sum(axis=0)
+        consumed = self._ones_n[mf] @ use  # for the conservation check only
         lost_kg = ((need - use) @ self._reo_total) * KG_PER_T
         lost_usd = lost_kg * f.value_per_kg[mf]
         lost_cs = self.by_country(lost_usd[:, None] * f.sector_mix[mf], mf)
@@ -1221,7 +1241,7 @@ class RareEarthModel(mesa.Model):
         lim = plan["hold_limit"]
         discard = np.where(lim > 0, np.maximum(f.stock[pr] - lim, 0.0), 0.0)
         f.stock[pr] -= discard
-        consumed = consumed + discard.sum(axis=0)
+        consumed = consumed + ones_p @ discard
 
         # recycling subsidy
         sub = self.recycling_subsidy()
@@ -1255,7 +1275,7 @@ class RareEarthModel(mesa.Model):
         recycler = f.kind[pr] == FirmKind.RECYCLER
         production = self.by_country(plan["out"] * ~recycler[:, None], pr)
         rec_cg = self.by_country(plan["recycled"][:, None] * f.basket[pr] * recycler[:, None], pr)
-        restriction = self.policy.restriction_matrix(self.month)
+        restriction = self._restriction(market["rules"])
         self.lost_hist.append(lost_cs.sum(axis=1))
         self.restr_hist.append(restriction)
         self.flows = MonthFlows(
@@ -1269,6 +1289,19 @@ class RareEarthModel(mesa.Model):
         )
         self._market = market
         f.exp_sales[pr] += SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales[pr]) * self._sell_mask
+
+    @staticmethod
+    def _restriction(rules) -> np.ndarray:
+        """(C, C) share of x's exports to y blocked, from this month's rules.
+
+        The same as ``PolicyState.restriction_matrix`` (which builds the rules again): access
+        does not depend on the import demand the rules were built with.
+        """
+        r = np.zeros((C, C))
+        for rule in rules:
+            r = np.maximum(r, 1.0 - rule.access)
+        np.fill_diagonal(r, 0.0)
+        return r
 
     def _charge_release(self, orders, g, sold_by_market, income_by_market) -> np.ndarray:
         """Take released tonnes out of the owners' stockpiles and pay them (pro rata).
@@ -1304,7 +1337,8 @@ class RareEarthModel(mesa.Model):
         inside that) minus consumption, so market transfers must net to zero exactly.
         """
         f = self.firms
-        if (f.stock < -1e-6 * (1.0 + np.abs(f.stock).max())).any():
+        lo, hi = float(f.stock.min()), float(f.stock.max())
+        if lo < -1e-6 * (1.0 + max(hi, -lo)):
             r, i = np.unravel_index(np.argmin(f.stock), f.stock.shape)
             raise ConservationError(
                 f"negative stock in {self.date}: firm {r} item {ITEMS[i]} = {f.stock[r, i]:.6f} t"
@@ -1380,7 +1414,7 @@ class RareEarthModel(mesa.Model):
                 * fb.risk_shock
             )  # (buyer country, exporter)
             np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
-            shock = by_c[f.country] * self._risk_buyer[:, None]
+            shock = np.take(by_c, self._c_all, axis=0) * self._risk_buyer[:, None]
             f.risk += shock * (1.0 - f.risk)
         # expectations, losses, idling, restarts, bankruptcy
         self._refresh_expectations()
@@ -1429,11 +1463,11 @@ class RareEarthModel(mesa.Model):
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
         pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure
-        n_m = self.by_country(np.ones(self.firms.n - self.P), mf)
+        n_m = self.makers_per_country  # fixed
         risk_cn = self.by_country(f.risk[mf, CHINA], mf) / np.maximum(n_m, 1.0)
         risk_cn[CHINA] = 0.0
         pressure = np.clip(pressure + 0.5 * risk_cn[:, None], 0.0, 1.0)
-        cut = 1.0 - fb.substitution_rate_per_month * pressure[f.country[mf]]
+        cut = 1.0 - fb.substitution_rate_per_month * np.take(pressure, self._c_mf, axis=0)
         f.intensity[mf] = np.maximum(f.intensity[mf] * cut, fb.substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays

@@ -26,6 +26,23 @@ _IDX_ITEM_STAGE = np.array(ITEM_STAGE)
 SEG_CHINA, SEG_WORLD, SEG_LOCAL = 0, 1, 2
 _GRID_IC = np.meshgrid(np.arange(I), _CTRY, indexing="ij")
 _GRID_CS = np.meshgrid(_CTRY, np.arange(4), indexing="ij")
+# dimension codes of the fixed-shape blocks, built once (they are the same every month)
+_GC, _GI = (a.ravel() for a in np.meshgrid(_CTRY, np.arange(I), indexing="ij"))
+_DIMS_CI = {"country": _GC, "good": _IDX_ITEM_GOOD[_GI], "stage": _IDX_ITEM_STAGE[_GI]}
+_GRID_I_RAVEL = _GRID_IC[0].ravel()
+_PRICE_LOCAL = {
+    "good": _IDX_ITEM_GOOD[_GRID_I_RAVEL],
+    "stage": _IDX_ITEM_STAGE[_GRID_I_RAVEL],
+    "country": _GRID_IC[1].ravel(),
+}
+_CG_C, _CG_G = np.meshgrid(_CTRY, np.arange(G), indexing="ij")
+_CG = {"country": _CG_C.ravel(), "good": _CG_G.ravel()}
+_RC, _RX = np.meshgrid(_CTRY, _CTRY, indexing="ij")
+_OFF = _RC != _RX
+_RISK_DIMS = {"country": _RC[_OFF], "partner": _RX[_OFF]}
+_LS_C, _LS_S = np.meshgrid(_CTRY, np.arange(S), indexing="ij")
+_LOST_DIMS = {"country": _LS_C.ravel(), "sector": _LS_S.ravel()}
+_CS_DIMS = {"country": _GRID_CS[0].ravel(), "stage": _GRID_CS[1].ravel()}
 
 
 def world_price(model, clearings) -> np.ndarray:
@@ -55,23 +72,9 @@ def record_month(model, rec: Recorder, month: int) -> None:
         segment=SEG_CHINA,
     )
     rec.add(month, "price", wp, good=_IDX_ITEM_GOOD, stage=_IDX_ITEM_STAGE, segment=SEG_WORLD)
-    grid_i, grid_c = _GRID_IC
-    rec.add(
-        month,
-        "price",
-        model.price.ravel(),
-        good=_IDX_ITEM_GOOD[grid_i.ravel()],
-        stage=_IDX_ITEM_STAGE[grid_i.ravel()],
-        country=grid_c.ravel(),
-        segment=SEG_LOCAL,
-    )
+    rec.add(month, "price", model.price.ravel(), **_PRICE_LOCAL, segment=SEG_LOCAL)
     # production, exports, imports by country x item
-    gc, gi = np.meshgrid(_CTRY, np.arange(I), indexing="ij")
-    dims = {
-        "country": gc.ravel(),
-        "good": _IDX_ITEM_GOOD[gi.ravel()],
-        "stage": _IDX_ITEM_STAGE[gi.ravel()],
-    }
+    dims = _DIMS_CI
     rec.add(month, "production_t", flows.production.ravel(), **dims)
     exports = np.zeros((C, I))
     imports = np.zeros((C, I))
@@ -107,8 +110,8 @@ def record_month(model, rec: Recorder, month: int) -> None:
             good=_IDX_ITEM_GOOD[ii],
             stage=_IDX_ITEM_STAGE[ii],
         )
-    cg_c, cg_g = np.meshgrid(_CTRY, np.arange(G), indexing="ij")
-    cg = {"country": cg_c.ravel(), "good": cg_g.ravel()}
+    cg_c, cg_g = _CG_C, _CG_G
+    cg = _CG
     rec.add(month, "consumption_t", flows.consumption.ravel(), **cg)
     rec.add(month, "recycled_t", flows.recycled.ravel(), **cg)
     # quotas in force
@@ -147,8 +150,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     online = np.bincount(key, weights=cap, minlength=4 * C)
     building = np.bincount(key, weights=f.proj_size[pr], minlength=4 * C)
     idle = np.bincount(key, weights=cap * f.idle[pr], minlength=4 * C)
-    cs_c, cs_s = _GRID_CS
-    cs = {"country": cs_c.ravel(), "stage": cs_s.ravel()}
+    cs = _CS_DIMS
     rec.add(month, "capacity_t_per_year", online, **cs)
     rec.add(month, "construction_t_per_year", building, **cs)
     rec.add(month, "idle_capacity_t_per_year", idle, **cs)
@@ -157,7 +159,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     weight = model.maker_weight  # each manufacturer's total use (fixed)
     n_m = model.makers_per_country
     s_ = model.by_country(f.intensity[mf] * weight[:, None], mf)
-    w_ = model.by_country(weight, mf)[:, None]
+    w_ = model.maker_weight_by_country[:, None]  # fixed
     inten = np.where(w_ > 0, s_ / np.where(w_ > 0, w_, 1.0), np.nan)
     has_m = np.flatnonzero(n_m > 0)
     rec.add(
@@ -168,14 +170,9 @@ def record_month(model, rec: Recorder, month: int) -> None:
         good=np.tile(np.arange(G), has_m.size),
     )
     risk = model.risk_by_country()
-    rc, rx = np.meshgrid(_CTRY, _CTRY, indexing="ij")
-    off = rc != rx
-    rec.add(month, "perceived_risk", risk[off], country=rc[off], partner=rx[off])
+    rec.add(month, "perceived_risk", risk[_OFF], **_RISK_DIMS)
     # lost output by country and sector
-    ls_c, ls_s = np.meshgrid(_CTRY, np.arange(S), indexing="ij")
-    rec.add(
-        month, "lost_output_usd", flows.lost_usd.ravel(), country=ls_c.ravel(), sector=ls_s.ravel()
-    )
+    rec.add(month, "lost_output_usd", flows.lost_usd.ravel(), **_LOST_DIMS)
     # restrictions in force: share of each exporter's normal flow blocked, per partner
     r = flows.restriction
     ex = np.flatnonzero(r.max(axis=1) > 0)

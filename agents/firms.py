@@ -438,7 +438,7 @@ def output_value_usd_per_kg(st: FirmState, price_by_country: np.ndarray, mk) -> 
         price_by_country: (I, C) local prices, US$/kg.
         mk: market parameters (recipes and yields).
     """
-    p = price_by_country[:, st.country].T  # (N, I)
+    p = np.take(price_by_country.T, st.country.astype(np.intp), axis=0)  # (N, I)
     conc = p[:, 0:3]
     oxide = p[:, 3:6]
     val = np.zeros(st.n)

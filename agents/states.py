@@ -35,5 +35,8 @@ class StateAgent(mesa.Agent):
         self.last_payoff = 0.0
 
     def decides_this_month(self, month: int) -> bool:
-        """Whether this is one of the state's decision months."""
+        """Whether this is one of the state's decision months (a strategy may say otherwise)."""
+        own = getattr(self.strategy, "decides_in", None)
+        if own is not None:
+            return own(month, self.params.decision_every_months)
         return month % self.params.decision_every_months == 0

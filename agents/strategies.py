@@ -196,6 +196,57 @@ class RuleStrategy(Strategy):
         return actions
 
 
+class HumanStrategy(Strategy):
+    """A state played by people (the classroom wargame): the team's submitted actions.
+
+    The game engine hands over the actions a team submitted for a turn with :meth:`submit`;
+    :meth:`decide` returns them at the turn's first decision and nothing for the rest of the
+    turn. For a turn with no submission (an empty seat or a late team) the state is played by
+    ``fallback``, the strategy its scenario configures, on that strategy's own decision months.
+
+    Args:
+        fallback: the scenario's strategy for this state.
+    """
+
+    name = "human"
+    needs_observation = True
+
+    def __init__(self, fallback: Strategy):
+        self.fallback = fallback
+        self.learns = fallback.learns
+        self._pending: list[dict] | None = None
+        self._turn_start: int | None = None
+
+    def submit(self, month: int, actions: list[dict] | None) -> None:
+        """Set the actions for the turn that starts at ``month`` (None: the fallback plays)."""
+        self._turn_start = month
+        self._pending = None if actions is None else list(actions)
+
+    def decides_in(self, month: int, every: int) -> bool:
+        """Whether the state decides in ``month`` (its turn start, or the fallback's cadence)."""
+        if self._pending is not None:
+            return month == self._turn_start
+        return month % every == 0
+
+    def decide(self, obs: Observation) -> list[dict]:
+        """The team's actions at the start of its turn; the fallback's when it did not play."""
+        if self._pending is None:
+            return self.fallback.decide(obs)
+        if obs.month != self._turn_start:
+            return []
+        actions, self._pending = self._pending, []
+        return actions
+
+    def learn(self, payoff: float) -> None:
+        """Let a learning fallback keep learning from the state's realised payoffs."""
+        self.fallback.learn(payoff)
+
+    def bind(self, rng, every: int) -> None:
+        """Pass the model's generator to a learning fallback."""
+        if hasattr(self.fallback, "bind"):
+            self.fallback.bind(rng, every)
+
+
 def strategy_classes() -> dict[str, type[Strategy]]:
     """Every strategy a scenario can name."""
     from agents.learning import EWAStrategy, LookaheadStrategy, RothErevStrategy

@@ -1,8 +1,10 @@
 """Speed and scale of Lanthanide next to Mesa's reference model and a numpy floor.
 
-``python -m benchmarks`` (about a minute on 2 cores) or ``python -m benchmarks --quick`` (a few
-seconds) prints a table; ``--json PATH`` also writes every figure to PATH; ``--profile`` adds the
-hot spots of one 10,000-firm run of 12 months (cProfile). Not a test: nothing fails on speed.
+``python -m benchmarks`` (or ``lanthanide bench``; about 3-4 minutes on 2 cores) or
+``python -m benchmarks --quick`` (under a minute) prints a table; ``--json PATH`` also writes
+every figure to PATH; ``--profile`` adds the hot spots of one 10,000-firm run of 12 months
+(cProfile). Not a test: nothing fails on speed; the goals of issue 8 are printed with the
+measured ratio next to each.
 
 Measured in one process, so the ratios mean something on any machine:
 
@@ -13,8 +15,12 @@ Measured in one process, so the ratios mean something on any machine:
 - a numpy floor (``benchmarks.numpy_bound``): the same amount of per-firm array arithmetic as one
   month of our model in a few large calls, no model around it;
 - the default scenario with its counterfactual through ``experiments.runner.run_scenario``;
-- peak memory of each (tracemalloc, in a separate traced run), and the numpy work per month of
-  the model and the floor (``benchmarks.opcount``).
+- a month of the explorer at the default size (``benchmarks.explorer``);
+- runs per second of a 200-run sweep on 1 and 2 worker processes (``benchmarks.measure.sweep``);
+- 100,000 firms for 192 months in a fresh process: wall time and peak RSS
+  (``benchmarks.scale``), and how time per month grows from 10,000 to 100,000 firms;
+- peak memory of each (tracemalloc in a separate traced run, or RSS where processes are
+  involved), and the numpy work per month of the model and the floor (``benchmarks.opcount``).
 """
 
 from __future__ import annotations
@@ -34,8 +40,21 @@ from benchmarks import measure
 from benchmarks.opcount import count_model, count_numpy_bound
 
 FULL_SIZES = ((1_000, 24), (10_000, 24), (100_000, 12))
-QUICK_SIZES = ((1_000, 12), (10_000, 12))
+QUICK_SIZES = ((1_000, 12), (10_000, 12), (100_000, 6))
 REFERENCE_N = 10_000
+SWEEP_RUNS, QUICK_SWEEP_RUNS = 200, 20
+LONG_RUN = (100_000, 192)
+QUICK_LONG_RUN = (100_000, 24)
+GOALS = (
+    # (key, text, how the measured value is compared with the goal)
+    ("ours_over_boltzmann_at_10000", "ours / Mesa Boltzmann at 10,000 agents >= 3", ">=", 3.0),
+    ("floor_over_ours_at_10000", "numpy floor / ours at 10,000 firms <= 5", "<=", 5.0),
+    ("growth_10k_to_100k", "time per month 10k -> 100k, relative to linear <= 1", "<=", 1.0),
+    ("long_run_seconds", "100,000 firms x 192 months < 60 s", "<", 60.0),
+    ("long_run_peak_rss_gib", "100,000 firms x 192 months < 2 GiB peak RSS", "<", 2.0),
+    ("default_simulation_seconds", "default scenario + counterfactual < 1 s", "<", 1.0),
+    ("explorer_month_ms", "a month in the explorer < 50 ms", "<", 50.0),
+)
 
 
 def _git_commit() -> str | None:
@@ -58,6 +77,7 @@ def run(quick: bool = False, profile: bool = False, progress=print) -> dict:
     repeats = 2 if quick else 3
     agent_steps = 500_000 if quick else 1_000_000  # per Boltzmann repeat
     t_start = time.perf_counter()
+    load_before = list(os.getloadavg())
     rows = []
     for n, months in sizes:
         progress(f"  {n:,} agents: our model ...")
@@ -79,6 +99,18 @@ def run(quick: bool = False, profile: bool = False, progress=print) -> dict:
         )
     progress("  default scenario with counterfactual ...")
     default = measure.default_scenario(trace_memory=not quick)
+    progress("  explorer month at the default size ...")
+    from benchmarks.explorer import explorer_month
+
+    explorer = explorer_month(months=24 if quick else 48)
+    n_runs = QUICK_SWEEP_RUNS if quick else SWEEP_RUNS
+    sweeps = []
+    for workers in (1, 2):
+        progress(f"  sweep of {n_runs} runs on {workers} worker(s) ...")
+        sweeps.append(measure.sweep(n_runs, workers))
+    firms, months = QUICK_LONG_RUN if quick else LONG_RUN
+    progress(f"  {firms:,} firms for {months} months in a fresh process ...")
+    long_run = measure.long_run(firms, months)
     progress("  counting numpy work per month ...")
     work = {"firms": REFERENCE_N, "model": count_model(REFERENCE_N), "floor": None}
     work["floor"] = count_numpy_bound(REFERENCE_N)
@@ -92,21 +124,61 @@ def run(quick: bool = False, profile: bool = False, progress=print) -> dict:
             "git_commit": _git_commit(),
             "quick": quick,
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "load_average_before": load_before,
         },
         "sizes": rows,
         "ours_over_boltzmann_at_10000": next(
             (r["ours_over_boltzmann"] for r in rows if r["agents"] == REFERENCE_N), None
         ),
         "default_scenario": default,
+        "explorer": explorer,
+        "sweeps": sweeps,
+        "long_run": long_run,
         "numpy_work_per_month": work,
     }
+    out["goals"] = goals(out)
     if profile:
         from benchmarks.hotspots import profile_model
 
         progress("  profiling 12 months at 10,000 firms ...")
         out["profile"] = profile_model(REFERENCE_N, 12)
     out["meta"]["benchmark_seconds"] = time.perf_counter() - t_start
+    out["meta"]["load_average_after"] = list(os.getloadavg())
     out["meta"]["max_rss_mib"] = measure.max_rss_mib()
+    return out
+
+
+def _row(res: dict, n: int) -> dict | None:
+    return next((r for r in res["sizes"] if r["agents"] == n), None)
+
+
+def goals(res: dict) -> list[dict]:
+    """Each goal of issue 8 with the measured value and whether this run met it (no failure)."""
+    r10, r100 = _row(res, 10_000), _row(res, 100_000)
+    lr = res.get("long_run", {})
+    value = {
+        "ours_over_boltzmann_at_10000": r10["ours_over_boltzmann"] if r10 else None,
+        "floor_over_ours_at_10000": r10["floor_over_ours"] if r10 else None,
+        "growth_10k_to_100k": (
+            (r100["lanthanide"]["month_ms_median"] / r10["lanthanide"]["month_ms_median"])
+            / (100_000 / 10_000)
+            if r10 and r100
+            else None
+        ),
+        "long_run_seconds": lr.get("total_seconds") if lr.get("months") == 192 else None,
+        "long_run_peak_rss_gib": (
+            lr["peak_rss_mib"] / 1024 if lr.get("months") == 192 and "peak_rss_mib" in lr else None
+        ),
+        "default_simulation_seconds": res["default_scenario"]["simulation_seconds"],
+        "explorer_month_ms": res["explorer"]["month_ms_median"],
+    }
+    out = []
+    for key, text, op, target in GOALS:
+        v = value[key]
+        met = None
+        if v is not None:
+            met = {">=": v >= target, "<=": v <= target, "<": v < target}[op]
+        out.append({"goal": key, "text": text, "value": v, "target": target, "met": met})
     return out
 
 
@@ -153,6 +225,28 @@ def format_report(res: dict) -> str:
         f"= {d['simulation_seconds']:.2f} s ({d['month_ms']:.1f} ms/month); whole "
         f"run_scenario call {d['total_seconds']:.2f} s{peak}",
     ]
+    e = res["explorer"]
+    lines.append(
+        f"explorer month at the default size ({e['mode']}): median {e['month_ms_median']:.1f} ms, "
+        f"max {e['month_ms_max']:.1f} ms; peak {e['peak_mib']:.0f} MiB"
+    )
+    for sw in res["sweeps"]:
+        lines.append(
+            f"sweep of {sw['runs']} runs ({sw['scenario']}, {sw['months']} months, with "
+            f"counterfactuals) on {sw['workers']} worker(s): {sw['runs_per_second']:.2f} runs/s "
+            f"({sw['runs_per_hour']:,.0f} an hour; {sw['seconds']:.1f} s); peak RSS "
+            f"{sw['peak_rss_mib']:.0f} MiB (this process + workers)"
+        )
+    lr = res["long_run"]
+    if "error" in lr:
+        lines.append(f"{lr['firms']:,} firms x {lr['months']} months: failed ({lr['error']})")
+    else:
+        lines.append(
+            f"{lr['firms']:,} firms x {lr['months']} months (one run, fresh process): "
+            f"{lr['total_seconds']:.1f} s (build {lr['build_seconds']:.1f}, steps "
+            f"{lr['step_seconds']:.1f}, table {lr['table_seconds']:.2f}); "
+            f"{lr['month_ms_mean']:.0f} ms/month; peak RSS {lr['peak_rss_mib']:.0f} MiB"
+        )
     work = res["numpy_work_per_month"]
     mw, fw = work["model"], work["floor"]
     lines.append(
@@ -161,8 +255,15 @@ def format_report(res: dict) -> str:
         f"{mw['passes_per_month']:.0f} passes; floor {fw['calls_per_month']:.0f} calls, "
         f"{fw['passes_per_month']:.0f} passes"
     )
+    lines += ["", "goals (issue 8), as measured in this run:"]
+    for g in res["goals"]:
+        v = "-" if g["value"] is None else f"{g['value']:.3g}"
+        state = {True: "met", False: "NOT met", None: "not measured"}[g["met"]]
+        lines.append(f"  {g['text']:<55s} {v:>8s}  {state}")
+    la, lb = m.get("load_average_after"), m.get("load_average_before")
     lines.append(
         f"benchmark took {m['benchmark_seconds']:.0f} s; process max RSS {m['max_rss_mib']:.0f} MiB"
+        + (f"; load average {lb[0]:.2f} before, {la[0]:.2f} after" if la and lb else "")
     )
     if "profile" in res:
         from benchmarks.hotspots import format_profile
@@ -176,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks",
         description="Speed and scale of Lanthanide next to Mesa's Boltzmann model and numpy.",
     )
-    ap.add_argument("--quick", action="store_true", help="1,000 and 10,000 agents, 12 months")
+    ap.add_argument("--quick", action="store_true", help="fewer months and repeats, a 20-run sweep")
     ap.add_argument("--json", metavar="PATH", help="also write all figures to this JSON file")
     ap.add_argument(
         "--profile", action="store_true", help="add cProfile hot spots (10,000 firms, 12 months)"

@@ -9,10 +9,14 @@ moment, numpy buffers included; memory held before the run started is not counte
 from __future__ import annotations
 
 import gc
+import json
 import resource
 import statistics
+import subprocess
+import sys
 import time
 import tracemalloc
+from pathlib import Path
 
 import mesa
 
@@ -205,3 +209,139 @@ def default_scenario(trace_memory: bool = True) -> dict:
     out["peak_mib"] = peak_traced_mib(lambda: run_scenario("default")) if trace_memory else None
     out["max_rss_mib_after"] = max_rss_mib()
     return out
+
+
+# ----------------------------------------------------------------------------- long run at scale
+
+
+def long_run(firms: int = 100_000, months: int = 192, timeout: float = 600.0) -> dict:
+    """One run of ``firms`` firms for ``months`` months in a fresh process (its own peak RSS).
+
+    The child (``python -m benchmarks.scale``) builds the default scenario at that size, steps it
+    to the horizon with data collection, builds the long table, and reports its timings and its
+    resident-set high-water mark; the counterfactual is not run.
+    """
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.scale",
+        "--firms",
+        str(firms),
+        "--months",
+        str(months),
+    ]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if res.returncode != 0:
+        tail = res.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"firms": firms, "months": months, "error": tail[0]}
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out["process_seconds"] = time.perf_counter() - t0
+    return out
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+SWEEP_TOML = """
+name = "bench-sweep"
+base = "default"
+months = {months}
+replicates = {replicates}
+master_seed = 8
+design = "latin_hypercube"
+samples = {samples}
+outcomes = ["target_lost_output_usd", "coercer_share_mining_end"]
+
+[levers]
+"countries.Japan.stockpile_target_days" = {{ min = 0, max = 365 }}
+
+[uncertainties]
+"market.leakage_share" = {{ min = 0.0, max = 0.4 }}
+"""
+
+
+class _RssSampler:
+    """Samples the RSS of this process and all its children every ``every`` seconds."""
+
+    def __init__(self, every: float = 0.2):
+        import threading
+
+        self.every = every
+        self.peak_mib = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            try:
+                total += me.memory_info().rss
+                for kid in me.children(recursive=True):
+                    try:
+                        total += kid.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                pass
+            self.peak_mib = max(self.peak_mib, total / MIB)
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> _RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def sweep(runs: int = 200, workers: int = 1, months: int = 12) -> dict:
+    """Runs per second of a ``runs``-run sweep (default scenario, each run with counterfactual).
+
+    Uses the public sweep API (``experiments.sweep.load_sweep`` and ``run_sweep``): a Latin
+    hypercube over Japan's stockpile target and the leakage share, 2 replicate seeds per
+    point, results written as Parquet parts into a temporary folder. The wall time runs from
+    the call to its return (worker start-up included). Peak memory is the largest sum of the
+    RSS of this process and its worker processes, sampled every 0.2 s.
+    """
+    import tempfile
+
+    from experiments.sweep import load_sweep, run_sweep
+
+    replicates = 2
+    samples = max(runs // replicates, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "sweep.toml"
+        path.write_text(
+            SWEEP_TOML.format(months=months, replicates=replicates, samples=samples),
+            encoding="utf-8",
+        )
+        sw = load_sweep(path)
+        gc.collect()
+        base_rss = _rss_now_mib()
+        with _RssSampler() as rss:
+            t0 = time.perf_counter()
+            counts = run_sweep(sw, Path(tmp) / "out", workers=workers, progress=False)
+            wall = time.perf_counter() - t0
+    n = counts["ran"]
+    return {
+        "runs": n,
+        "failed": counts["failed"],
+        "workers": workers,
+        "months": months,
+        "scenario": "default",
+        "seconds": wall,
+        "runs_per_second": n / wall,
+        "runs_per_hour": 3600 * n / wall,
+        "peak_rss_mib": rss.peak_mib,
+        "rss_before_mib": base_rss,
+    }
+
+
+def _rss_now_mib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / MIB

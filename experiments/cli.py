@@ -73,18 +73,45 @@ def _build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--workers", type=_pos_int, default=None, help="processes (default: all cores)")
     ct.add_argument("--out", default=None, help="output folder (default: a new one in runs/)")
     sw = sub.add_parser("sweep", help="run a sweep file, or 'sweep collect DIR' to merge shards")
-    sw.add_argument("target", nargs="+", metavar="SWEEP.toml | collect DIR")
+    sw.add_argument(
+        "target",
+        nargs="+",
+        metavar="SWEEP",
+        help="a sweep file or built-in sweep name, or: collect DIR",
+    )
     sw.add_argument("--out", default=None, help="output folder (required for a sweep)")
     group = sw.add_mutually_exclusive_group()
     group.add_argument(
         "--workers", type=_pos_int, default=None, help="local processes (default: all cores)"
     )
     group.add_argument("--scheduler", default=None, help="a Dask scheduler, tcp://HOST:PORT")
-    group.add_argument("--shard", default=None, metavar="I/N", help="run the I-th of N slices")
+    sw.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run only the I-th of N deterministic slices (batch arrays); with --workers too",
+    )
     sw.add_argument("--resume", action="store_true", help="skip runs already recorded")
+    ex = sub.add_parser("explore", help="start the explorer (a web page) on this machine")
+    ex.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    ex.add_argument("--port", type=_port, default=8765, help="TCP port (default 8765)")
+    sub.add_parser("setup-ui", help="put the explorer's front-end files in place (uses npm)")
+    b = sub.add_parser("bench", help="speed and scale benchmarks (python -m benchmarks)")
+    b.add_argument("--quick", action="store_true", help="fewer months and repeats")
+    b.add_argument("--json", metavar="PATH", help="also write all figures to this JSON file")
+    b.add_argument("--profile", action="store_true", help="add cProfile hot spots")
+    an = sub.add_parser("analyze", help="tables, sensitivity, PRIM and charts of a sweep or run")
+    an.add_argument("folder", help="a sweep folder (lanthanide sweep --out) or a run folder")
+    wg = sub.add_parser("wargame", help="serve the classroom wargame (pages and /api)")
+    wg.add_argument("--host", default="127.0.0.1", help="address (0.0.0.0 for a classroom LAN)")
+    wg.add_argument("--port", type=_port, default=8766, help="TCP port (default 8766)")
+    wg.add_argument("--db", default=None, help="SQLite file (default: the user's data folder)")
+    wg.add_argument(
+        "--public-url", default=None, help="address players use (default: this machine's)"
+    )
     sub.add_parser("scenarios", help="list the built-in scenarios")
-    v = sub.add_parser("validate", help="check a scenario file")
-    v.add_argument("file", help="a scenario TOML file or built-in name")
+    v = sub.add_parser("validate", help="check a scenario or sweep file")
+    v.add_argument("file", help="a scenario or sweep TOML file, or a built-in name")
     return p
 
 
@@ -105,6 +132,16 @@ def _nonneg_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} must be 1-65535")
     return value
 
 
@@ -339,6 +376,44 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def cmd_analyze(args) -> int:
+    """``lanthanide analyze DIR``: reads the results tables only, writes ``DIR/analysis/``."""
+    from experiments.analyze import analyze
+
+    res = analyze(args.folder)
+    where = Path(args.folder) / "analysis"
+    if res["kind"] == "run":
+        print(f"run {args.folder}: verdict {res['verdict']}; wrote {where}/ (report.html, ...)")
+        return 0
+    ok = res["ok"]
+    print(
+        f"sweep {args.folder}: {len(ok)} ok runs; verdicts "
+        + ", ".join(f"{k} {int(v)}" for k, v in res["verdicts"].items())
+    )
+    if res["goal"] is not None:
+        print(f"goal {res['goal'].label}: met by {res['goal'].met(ok).mean():.0%} of runs")
+    for name, pr in res["prim"].items():
+        if pr is None:
+            continue
+        st = pr.stats
+        limits = "; ".join(
+            f"{r['factor']} {r['kind']} {r['value']}" for r in pr.box.to_dict("records")
+        )
+        print(
+            f"PRIM {name}: box of {st['support']:.0%} of runs holds {st['coverage']:.0%} of cases "
+            f"at density {st['density']:.0%} (base {st['base_density']:.0%}): "
+            f"{limits or 'whole space'}"
+        )
+    if res["sensitivity"] is not None and len(res["sensitivity"]):
+        sens = res["sensitivity"]
+        col = "ST" if "ST" in sens else "mu_star"
+        for outcome, g in sens.groupby("outcome", sort=False):
+            top = g.sort_values(col, ascending=False).iloc[0]
+            print(f"sensitivity {outcome}: largest {col} {top['factor']} ({top[col]:.2f})")
+    print(f"wrote {where}/ (report.html, by_factor.csv, combinations.csv, PNG charts)")
+    return 0
+
+
 def cmd_scenarios(args) -> int:
     """``lanthanide scenarios``."""
     from abm.scenario import builtin_names, load_scenario
@@ -354,8 +429,11 @@ def cmd_validate(args) -> int:
     import tomllib
 
     from abm.scenario import load_scenario
+    from experiments.sweep import SWEEPS_DIR, builtin_sweeps
 
     path = Path(args.file)
+    if not path.is_file() and args.file in builtin_sweeps():
+        path = SWEEPS_DIR / f"{args.file}.toml"
     if path.is_file():
         try:
             is_sweep = "base" in tomllib.loads(path.read_text(encoding="utf-8"))
@@ -366,7 +444,7 @@ def cmd_validate(args) -> int:
 
             sw = load_sweep(path)
             print(
-                f"{args.file}: valid sweep '{sw.name}' ({sw.design}, {len(sw.factors)} "
+                f"{path}: valid sweep '{sw.name}' ({sw.design}, {len(sw.factors)} "
                 f"factors, {len(tasks_for(sw))} runs of {sw.months} months on {sw.base})"
             )
             return 0
@@ -376,6 +454,51 @@ def cmd_validate(args) -> int:
         f"{len(scn.events)} events, {len(scn.named_firms)} named firms)"
     )
     return 0
+
+
+def cmd_explore(args) -> int:
+    """``lanthanide explore``: the Solara explorer (imports the UI stack only here)."""
+    from viz.assets import AssetsError
+    from viz.serve import explore
+
+    try:
+        return explore(args.host, args.port)
+    except AssetsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_wargame(args) -> int:
+    """``lanthanide wargame``: the classroom server (imports the UI stack only here)."""
+    from viz.assets import AssetsError
+    from viz.wargame.server import serve
+
+    try:
+        return serve(args.host, args.port, args.db, args.public_url)
+    except AssetsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_setup_ui(args) -> int:
+    """``lanthanide setup-ui``: fetch the explorer's front-end files with npm (once)."""
+    from viz.assets import AssetsError, cache_dir, ensure_assets
+
+    try:
+        fetched = ensure_assets()
+    except AssetsError as exc:
+        raise UsageError(str(exc)) from None
+    state = f"{len(fetched)} packages fetched" if fetched else "already in place"
+    print(f"front-end files in {cache_dir()}: {state}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    """``lanthanide bench``: the same as ``python -m benchmarks`` (never fails on speed)."""
+    from benchmarks.__main__ import main as bench_main
+
+    argv = ["--quick"] if args.quick else []
+    argv += ["--json", args.json] if args.json else []
+    argv += ["--profile"] if args.profile else []
+    return bench_main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -395,8 +518,13 @@ def main(argv: list[str] | None = None) -> int:
             "compare-strategies": cmd_compare,
             "contrasts": cmd_contrasts,
             "sweep": cmd_sweep,
+            "analyze": cmd_analyze,
             "scenarios": cmd_scenarios,
             "validate": cmd_validate,
+            "explore": cmd_explore,
+            "setup-ui": cmd_setup_ui,
+            "bench": cmd_bench,
+            "wargame": cmd_wargame,
         }
         return handler[args.command](args)
     except (UsageError, ScenarioError, ScenarioRuntimeError) as exc:

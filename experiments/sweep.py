@@ -71,7 +71,9 @@ TOP_FIELDS = {
     "timeseries",
     "levers",
     "uncertainties",
+    "goal",
 }
+SWEEPS_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "sweeps"
 
 
 class SweepError(ScenarioError):
@@ -140,11 +142,27 @@ def _int(raw, key, lo, hi, default):
     return v
 
 
+def builtin_sweeps() -> list[str]:
+    """Names of the built-in sweep files in ``scenarios/sweeps/``."""
+    return sorted(p.stem for p in SWEEPS_DIR.glob("*.toml"))
+
+
 def load_sweep(path: str | Path) -> Sweep:
-    """Read and validate a sweep file (every factor is checked against the base scenario)."""
+    """Read and validate a sweep file (every factor is checked against the base scenario).
+
+    Args:
+        path: a TOML file, or the name of a built-in sweep (see :func:`builtin_sweeps`).
+
+    Raises:
+        SweepError: naming the field and what is allowed.
+    """
     path = Path(path)
+    if not path.is_file() and str(path) in builtin_sweeps():
+        path = SWEEPS_DIR / f"{path}.toml"
     if not path.is_file():
-        raise _err(f"sweep: file {str(path)!r} not found")
+        raise _err(
+            f"sweep: file {str(path)!r} not found; built-in sweeps: {', '.join(builtin_sweeps())}"
+        )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -181,6 +199,7 @@ def load_sweep(path: str | Path) -> Sweep:
     for v in timeseries:
         if v not in VARIABLES:
             raise _err(f"timeseries: {v!r} is not a variable; allowed: {', '.join(VARIABLES)}")
+    _check_goal(raw.get("goal"), outcomes)
     factors = []
     for role, table in (
         ("lever", raw.get("levers", {})),
@@ -218,6 +237,32 @@ def load_sweep(path: str | Path) -> Sweep:
         factors=tuple(factors),
         raw=raw,
     )
+
+
+def _check_goal(goal, outcomes: tuple[str, ...]) -> None:
+    """The optional ``[goal]`` table: ``outcome``, ``part`` and ``below`` or ``above``."""
+    if goal is None:
+        return
+    if not isinstance(goal, dict):
+        raise _err("goal: expected a table { outcome = .., part = .., below = .. }")
+    unknown = set(goal) - {"outcome", "part", "below", "above"}
+    if unknown:
+        raise _err(f"goal.{sorted(unknown)[0]}: unknown; allowed: outcome, part, below, above")
+    if goal.get("outcome") not in outcomes:
+        raise _err(
+            f"goal.outcome: {goal.get('outcome')!r} is not among the kept outcomes; "
+            f"allowed: {', '.join(outcomes)}"
+        )
+    if goal.get("part", "delta") not in ("run", "counterfactual", "delta"):
+        raise _err(
+            f"goal.part: {goal['part']!r} is not allowed; allowed: run, counterfactual, delta"
+        )
+    bounds = [k for k in ("below", "above") if k in goal]
+    if len(bounds) != 1:
+        raise _err("goal: give exactly one of below or above")
+    v = goal[bounds[0]]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _err(f"goal.{bounds[0]}: {v!r} is not a number")
 
 
 def _outcome_names() -> list[str]:
@@ -279,18 +324,21 @@ def _toml(v) -> str:
 # ----------------------------------------------------------------------------- designs
 
 
-def design_points(sw: Sweep) -> pd.DataFrame:
-    """The design: one row per point, one column per factor key (scenario values)."""
-    keys = [f.key for f in sw.factors]
+def unit_design(sw: Sweep) -> np.ndarray | None:
+    """The sampled design in the unit cube (one row per point), or None for full factorial.
+
+    Latin hypercube samples come from ``scipy.stats.qmc``; Sobol (Saltelli's scheme, first and
+    total order) and Morris trajectories (4 levels) from SALib; all seeded by ``master_seed``.
+    """
     d = len(sw.factors)
     if sw.design == "full_factorial":
-        rows = list(itertools.product(*(f.grid(sw.steps) for f in sw.factors)))
-        return pd.DataFrame(rows, columns=keys)
+        return None
     if sw.design == "latin_hypercube":
         from scipy.stats import qmc
 
         unit = qmc.LatinHypercube(d=d, seed=sw.master_seed).random(sw.samples)
     else:
+        keys = [f.key for f in sw.factors]
         problem = {"num_vars": d, "names": keys, "bounds": [[0.0, 1.0]] * d}
         if sw.design == "sobol":
             from SALib.sample import sobol
@@ -300,7 +348,16 @@ def design_points(sw: Sweep) -> pd.DataFrame:
             from SALib.sample import morris
 
             unit = morris.sample(problem, sw.samples, num_levels=4, seed=sw.master_seed)
-    unit = np.clip(unit, 0.0, 1.0 - 1e-12)
+    return np.clip(unit, 0.0, 1.0 - 1e-12)
+
+
+def design_points(sw: Sweep) -> pd.DataFrame:
+    """The design: one row per point, one column per factor key (scenario values)."""
+    keys = [f.key for f in sw.factors]
+    unit = unit_design(sw)
+    if unit is None:
+        rows = list(itertools.product(*(f.grid(sw.steps) for f in sw.factors)))
+        return pd.DataFrame(rows, columns=keys)
     rows = [[f.from_unit(u) for f, u in zip(sw.factors, row, strict=True)] for row in unit]
     return pd.DataFrame(rows, columns=keys)
 
@@ -323,17 +380,26 @@ class Task:
 
 
 def tasks_for(sw: Sweep) -> list[Task]:
-    """Every (point, replicate) task, in a fixed order, with its deterministic run id."""
+    """Every (point, replicate) task, in a fixed order, with its deterministic run id.
+
+    A point whose values repeat an earlier point (Saltelli's and Morris's designs can repeat
+    a point once an integer factor is rounded) is the same run and is run only once; analysis
+    maps results back to design points by their factor values.
+    """
     base = resolve_raw(sw.base)
     base_text = json.dumps(base, sort_keys=True, default=str)
     points = design_points(sw)
     keys = tuple(points.columns)
-    out = []
+    out: list[Task] = []
+    seen: set[str] = set()
     for p, row in enumerate(points.itertuples(index=False)):
         values = tuple(v.item() if hasattr(v, "item") else v for v in row)
         for r, seed in enumerate(sw.seeds):
             ident = json.dumps([base_text, keys, values, seed, sw.months, sw.firms], default=str)
             run_id = hashlib.sha256(ident.encode()).hexdigest()[:16]
+            if run_id in seen:  # a design point repeated (a rounded integer factor): run once
+                continue
+            seen.add(run_id)
             out.append(
                 Task(
                     run_id,
@@ -472,61 +538,163 @@ def recorded_ids(out: Path) -> set[str]:
 
 
 class Progress:
-    """A one-line progress report on stderr: done, failed, rate and time left."""
+    """A one-line progress report on stderr: done, failed, rate and time left.
 
-    def __init__(self, total: int, already: int = 0):
+    On a terminal the line is redrawn at most twice a second; in a log file (a batch job) a
+    line is written at every tenth of the sweep and at least every minute.
+    """
+
+    def __init__(self, total: int, already: int = 0, stream=None):
         self.total, self.done, self.failed = total, already, 0
         self.start = time.monotonic()
         self.new = 0
         self.last = 0.0
-        self.tty = sys.stderr.isatty()
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.step = max(total // 10, 1)
+        self.next_mark = (already // self.step + 1) * self.step
+
+    def line(self) -> str:
+        """The current report."""
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        rate = self.new / elapsed
+        left = (self.total - self.done) / rate if rate > 0 else math.inf
+        left_text = "?" if math.isinf(left) else f"{left:.0f} s"
+        return (
+            f"[sweep] {self.done}/{self.total} runs done, {self.failed} failed, "
+            f"{rate:.2f} runs/s, about {left_text} left"
+        )
 
     def update(self, ok: bool) -> None:
-        """Count one finished run and redraw at most twice a second."""
+        """Count one finished run and redraw when due."""
         self.done += 1
         self.new += 1
         self.failed += 0 if ok else 1
         now = time.monotonic()
-        if now - self.last > 0.5 or self.done == self.total:
+        if self.tty:
+            if now - self.last > 0.5 or self.done == self.total:
+                self.last = now
+                print("\r" + self.line(), end="", file=self.stream, flush=True)
+        elif self.done >= self.next_mark or self.done == self.total or now - self.last > 60:
             self.last = now
-            rate = self.new / max(now - self.start, 1e-9)
-            left = (self.total - self.done) / rate if rate > 0 else math.inf
-            line = (
-                f"[sweep] {self.done}/{self.total} runs, {self.failed} failed, "
-                f"{rate:.2f} runs/s, about {left:.0f} s left"
-            )
-            if self.tty:
-                print("\r" + line, end="", file=sys.stderr, flush=True)
-            elif self.done == self.total or self.new % max(self.total // 10, 1) == 0:
-                print(line, file=sys.stderr, flush=True)
+            self.next_mark = (self.done // self.step + 1) * self.step
+            print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
         """End the progress line."""
         if self.tty:
-            print(file=sys.stderr)
+            print(file=self.stream)
+
+
+def run_batch(tasks: list[Task]) -> list[dict]:
+    """Run several tasks in one go (one message each way per batch, not per run)."""
+    return [run_task(t) for t in tasks]
+
+
+def batches(tasks: list[Task], slots: int, most: int = 8) -> list[list[Task]]:
+    """Cut ``tasks`` into batches: at least about 4 per slot (for balance), at most ``most``."""
+    size = max(1, min(most, len(tasks) // max(4 * slots, 1)))
+    return [tasks[k : k + size] for k in range(0, len(tasks), size)]
+
+
+def _pool_context():
+    """Processes for local workers: forked from a server that has imported the model once.
+
+    ``import mesa`` makes ``spawn`` the default start method (each worker would start a fresh
+    interpreter and import everything again, about a second each); ``forkserver`` with the
+    model preloaded starts workers in milliseconds and is safe with threads in the parent.
+    """
+    import multiprocessing as mp
+
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["experiments.sweep", "experiments.runner"])
+    return ctx
 
 
 def _local(tasks: list[Task], workers: int) -> Iterator[dict]:
+    """Run on local processes, at most two batches per worker in flight (memory stays flat)."""
     if workers <= 1:
         for t in tasks:
             yield run_task(t)
         return
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run_task, t) for t in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
+    todo = iter(batches(tasks, workers))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        running = set()
+        for b in itertools.islice(todo, 2 * workers):
+            running.add(pool.submit(run_batch, b))
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                nxt = next(todo, None)
+                if nxt is not None:
+                    running.add(pool.submit(run_batch, nxt))
+                yield from fut.result()
 
 
-def _dask(tasks: list[Task], address: str) -> Iterator[dict]:
-    from distributed import Client, as_completed
+def _connect(address: str):
+    """A Dask client on an existing scheduler, or a one-line error."""
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - dask[distributed] is a dependency
+        raise SweepError("--scheduler: dask.distributed is not installed") from None
+    try:
+        return Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SweepError(
+            f"--scheduler: cannot reach a Dask scheduler at {address} ({exc})"
+        ) from None
 
-    with Client(address, timeout="30s") as client:
-        futures = client.map(run_task, tasks, pure=False)
-        for fut in as_completed(futures):
-            yield fut.result()
+
+def _dask(tasks: list[Task], client, wait_seconds: float = 600.0) -> Iterator[dict]:
+    """Run on a Dask cluster: batches submitted a window at a time, results as they finish.
+
+    The window is three batches per worker thread, counted again as workers join or leave (a
+    dask-jobqueue cluster grows while its jobs start); at most ``wait_seconds`` are spent
+    waiting for the first worker.
+    """
+    from distributed import as_completed
+
+    def threads() -> int:
+        return max(sum(client.nthreads().values()), 1)
+
+    try:
+        if tasks:
+            try:
+                client.wait_for_workers(1, timeout=wait_seconds)
+            except TimeoutError:
+                raise SweepError(
+                    f"--scheduler: no Dask worker joined within {wait_seconds:.0f} s"
+                ) from None
+        todo = iter(batches(tasks, threads()))
+        queue = as_completed()
+        in_flight = 0
+        checked = time.monotonic()
+        slots = threads()
+
+        def top_up() -> None:
+            nonlocal in_flight
+            while in_flight < 3 * slots:
+                nxt = next(todo, None)
+                if nxt is None:
+                    return
+                queue.add(client.submit(run_batch, nxt, pure=False))
+                in_flight += 1
+
+        top_up()
+        for fut in queue:
+            in_flight -= 1
+            results = fut.result()
             fut.release()
+            if time.monotonic() - checked > 5.0:
+                slots, checked = threads(), time.monotonic()
+            top_up()
+            yield from results
+    finally:
+        client.close()
 
 
 def run_sweep(
@@ -539,21 +707,35 @@ def run_sweep(
     resume: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Run a sweep into ``out``; returns counts. Results are identical whatever the back end."""
+    """Run a sweep into ``out``; returns counts. Results are identical whatever the back end.
+
+    Args:
+        sw: the validated sweep.
+        out: the output folder (created; it must not hold results unless ``resume``).
+        workers: local processes (default: all cores); ignored with ``scheduler``.
+        scheduler: address of a running Dask scheduler, ``tcp://HOST:PORT``.
+        shard_of: ``(i, n)``: run only the i-th of n deterministic slices.
+        resume: skip runs already recorded under ``out``.
+        progress: draw the progress line on stderr.
+
+    Returns:
+        ``tasks`` (in this slice), ``ran``, ``skipped`` and ``failed`` counts.
+    """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if not resume and any(out.glob("**/results/part-*.parquet")):
+        raise SweepError(f"--out: {out} already holds results; use --resume to continue it")
     tasks = tasks_for(sw)
     if shard_of:
         tasks = shard(tasks, *shard_of)
     tag = f"s{shard_of[0]}of{shard_of[1]}" if shard_of else "all"
     done = recorded_ids(out) if resume else set()
-    if not resume and any(out.glob("**/results/part-*.parquet")):
-        raise SweepError(f"--out: {out} already holds results; use --resume to continue it")
     todo = [t for t in tasks if t.run_id not in done]
+    client = _connect(scheduler) if scheduler else None
+    out.mkdir(parents=True, exist_ok=True)
     _write_manifest(sw, out, len(tasks))
     writer = PartWriter(out, tag, batch=int(os.environ.get("LANTHANIDE_SWEEP_BATCH", "25")))
     bar = Progress(len(tasks), already=len(tasks) - len(todo)) if progress else None
-    source = _dask(todo, scheduler) if scheduler else _local(todo, workers or os.cpu_count() or 1)
+    source = _dask(todo, client) if client else _local(todo, workers or os.cpu_count() or 1)
     failed = 0
     try:
         for result in source:
@@ -599,6 +781,10 @@ def _write_manifest(sw: Sweep, out: Path, n: int) -> None:
     os.replace(tmp, path)
     design = design_points(sw)
     design.insert(0, "point", range(len(design)))
+    unit = unit_design(sw)
+    if unit is not None:  # the unit-cube sample, for SALib's analysers
+        for k, f in enumerate(sw.factors):
+            design[f"u:{f.key}"] = unit[:, k]
     _write_atomic(design, out / "design.parquet")
 
 
