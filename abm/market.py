@@ -223,8 +223,9 @@ def clear_items(
         if f.sum() <= _EPS:
             break
         trade += f
-        e_rem = np.maximum(e_rem - f.sum(axis=2), 0.0)
-        s_left = np.maximum(s_left - f.sum(axis=2), 0.0)
+        f_out = f.sum(axis=2)
+        e_rem = np.maximum(e_rem - f_out, 0.0)
+        s_left = np.maximum(s_left - f_out, 0.0)
         m_rem = np.maximum(m_rem - f.sum(axis=1), 0.0)
         cap = cap - f
     leak = np.where(leaky & off_diag, trade, 0.0)
@@ -244,12 +245,21 @@ def clear_items(
     quota_binding = (
         np.isfinite(quota) & (quota_left <= 1e-6 * (np.abs(quota) + 1.0)) & (s_rem > _EPS)
     )
+    # per-item totals for all items at once (row sums over the same 8 elements, same order)
+    tax_got = tax_m.sum(axis=2)
+    sold = flows.sum(axis=2)
+    bought = flows.sum(axis=1)
+    unmet = np.maximum(d_rem, 0.0)
+    unsold = np.maximum(s_rem, 0.0)
     out_list = []
     for i, con in enumerate(contracts):
-        paid = k_t[i] * KG_PER_T * con.price_usd_per_kg
-        intl_k = con.seller != con.buyer
-        net = np.where(intl_k, paid * (1.0 - transport_share), paid)
-        got = np.where(intl_k, net / (1.0 + tax[i][con.seller]), net) if paid.size else paid
+        if con.tonnes.size:
+            paid = k_t[i] * KG_PER_T * con.price_usd_per_kg
+            intl_k = con.seller != con.buyer
+            net = np.where(intl_k, paid * (1.0 - transport_share), paid)
+            got = np.where(intl_k, net / (1.0 + tax[i][con.seller]), net)
+        else:
+            got = k_t[i] * KG_PER_T * con.price_usd_per_kg
         out_list.append(
             Clearing(
                 flows=flows[i],
@@ -258,12 +268,12 @@ def clear_items(
                 contract_seller_got=got,
                 buyer_paid=buyer_paid[i],
                 seller_got=seller_got[i],
-                tax_got=tax_m[i].sum(axis=1),
+                tax_got=tax_got[i],
                 freight=float(freight_m[i].sum()),
-                sold=flows[i].sum(axis=1),
-                bought=flows[i].sum(axis=0),
-                unmet=np.maximum(d_rem[i], 0.0),
-                unsold=np.maximum(s_rem[i], 0.0),
+                sold=sold[i],
+                bought=bought[i],
+                unmet=unmet[i],
+                unsold=unsold[i],
                 spare_exports=e_rem[i],
                 quota_binding=quota_binding[i],
             )

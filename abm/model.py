@@ -1160,8 +1160,8 @@ class RareEarthModel(mesa.Model):
         offers, sup, dem = market["offers"], market["supply"], market["demand"]
         sold_c = np.array([cl.sold for cl in cls]).T  # (C, I)
         bought_c = np.array([cl.bought for cl in cls]).T
-        pool_rev = np.array([cl.seller_got.sum(axis=1) for cl in cls]).T
-        paid_c = np.array([cl.buyer_paid.sum(axis=0) for cl in cls]).T
+        pool_rev = np.array([cl.seller_got for cl in cls]).sum(axis=2).T
+        paid_c = np.array([cl.buyer_paid for cl in cls]).sum(axis=1).T
         pool_t, pool_supply = sold_c.copy(), sup.copy()
         firm_t = np.zeros((self.P, I))
         firm_rev = np.zeros((self.P, I))

@@ -76,17 +76,11 @@ def record_month(model, rec: Recorder, month: int) -> None:
     # production, exports, imports by country x item
     dims = _DIMS_CI
     rec.add(month, "production_t", flows.production.ravel(), **dims)
-    exports = np.zeros((C, I))
-    imports = np.zeros((C, I))
-    trade = np.zeros((I, C, C))
-    leaked = np.zeros((I, C, C))
-    for i, cl in enumerate(cls):
-        fl = cl.flows.copy()
-        np.fill_diagonal(fl, 0.0)
-        trade[i] = fl
-        leaked[i] = cl.leaked
-        exports[:, i] = fl.sum(axis=1)
-        imports[:, i] = fl.sum(axis=0)
+    trade = np.array([cl.flows for cl in cls])  # (I, C, C), domestic sales set to 0 below
+    trade[:, _CTRY, _CTRY] = 0.0
+    leaked = np.array([cl.leaked for cl in cls])
+    exports = np.ascontiguousarray(trade.sum(axis=2).T)  # (C, I)
+    imports = np.ascontiguousarray(trade.sum(axis=1).T)
     rec.add(month, "exports_t", exports.ravel(), **dims)
     rec.add(month, "imports_t", imports.ravel(), **dims)
     ii, xx, yy = np.nonzero(trade > 1e-9)

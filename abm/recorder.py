@@ -7,6 +7,8 @@ string columns are categoricals. Dimension columns that do not apply are null.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 
@@ -44,6 +46,16 @@ VARIABLES = tuple(UNITS)
 _VAR_CODE = {v: i for i, v in enumerate(VARIABLES)}
 UNIT_LIST = tuple(sorted(set(UNITS.values())))
 _UNIT_CODE = {u: i for i, u in enumerate(UNIT_LIST)}
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype(names: tuple[str, ...]) -> pd.CategoricalDtype:
+    """The categorical type of a column, built once per set of names.
+
+    Building the categories is the slow part of a small table (one month's rows in the
+    explorer).
+    """
+    return pd.CategoricalDtype(categories=list(names))
 
 
 class Recorder:
@@ -100,7 +112,7 @@ class Recorder:
         country, partner, good, stage, segment, sector = dims
 
         def cat(codes, names):
-            return pd.Categorical.from_codes(codes.astype(int), categories=list(names))
+            return pd.Categorical.from_codes(codes.astype(int), dtype=_dtype(tuple(names)))
 
         unit_codes = np.array([_UNIT_CODE[UNITS[v]] for v in VARIABLES], dtype=np.int16)[var]
         runs = ["scenario", "counterfactual"]
@@ -109,7 +121,7 @@ class Recorder:
         df = pd.DataFrame(
             {
                 "run": pd.Categorical.from_codes(
-                    np.full(n, runs.index(self.run), dtype=np.int8), categories=runs
+                    np.full(n, runs.index(self.run), dtype=np.int8), dtype=_dtype(tuple(runs))
                 ),
                 "seed": np.full(n, self.seed, dtype=np.int64),
                 "date": np.asarray(dates, dtype="datetime64[M]")[month].astype("datetime64[ms]"),

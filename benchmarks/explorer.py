@@ -1,11 +1,14 @@
 """Time per month of the explorer's update path at the default size, without a browser.
 
-The explorer steps a scenario and its counterfactual together, one month per tick, and turns
-that month's recorded rows into the rows its charts add. When the explorer's session module
-(``viz.session.RunPair``) is present, this times its ``step()`` (both models, data collection,
-the month's rows as a table) and then, when ``viz.charts`` offers per-view row builders, the
-chart rows of every view for the new month. Without it, it times what that path is made of:
-both models' ``step()`` (data collection included) and each month's rows drained from their
+The explorer (``viz.app.Session.step``) steps a scenario and its counterfactual together, one
+month per click or tick (``viz.session.RunPair.step``: both models, data collection, the
+month's rows as a table), then adds that month to every chart's rows
+(``viz.live.LiveViews.add_month``). This times exactly those two calls, as the page makes them,
+with no browser and no Solara rendering. The verdict, which the page recomputes in a thread
+off the click path, is timed apart (``RunPair.summary()`` at the last month).
+
+Without the explorer installed (no ``viz.session``), it times what that path is made of: both
+models' ``step()`` (data collection included) and each month's rows drained from their
 recorders into a table. The mode used is reported with the figures.
 """
 
@@ -17,15 +20,13 @@ import time
 import mesa
 
 
-def _chart_views():
-    """``[(name, rows_fn)]`` of the explorer's per-view row builders, or [] without them."""
+def _live_views():
+    """The explorer's chart rows (``viz.live.LiveViews``), or None without the explorer."""
     try:
-        from viz import charts
+        from viz.live import LiveViews
     except ImportError:
-        return []
-    names = ("price_rows", "share_rows", "dependence_rows", "stock_rows", "capacity_rows")
-    names += ("lost_rows", "flow_rows")
-    return [(n, getattr(charts, n)) for n in names if callable(getattr(charts, n, None))]
+        return None
+    return LiveViews()
 
 
 def _pair(scenario: str, months: int):
@@ -75,38 +76,45 @@ def explorer_month(scenario: str = "default", months: int = 48) -> dict:
     from benchmarks.measure import peak_traced_mib
 
     pair, mode = _pair(scenario, months)
-    views = _chart_views() if mode.startswith("explorer") else []
+    views = _live_views() if mode.startswith("explorer") else None
     step_s, chart_s = [], []
+    summary_s = None
     try:
         for _ in range(months):
             t0 = time.perf_counter()
             month = pair.step()
             t1 = time.perf_counter()
-            rows = getattr(month, "rows", month)
-            for _name, fn in views:
-                fn(rows)
+            if views is not None:
+                views.add_month(month.rows, month.date[:7])
             step_s.append(t1 - t0)
             chart_s.append(time.perf_counter() - t1)
+        if hasattr(pair, "summary"):
+            t0 = time.perf_counter()
+            pair.summary()
+            summary_s = time.perf_counter() - t0
     finally:
         pair.close()
     total = [a + b for a, b in zip(step_s, chart_s, strict=True)]
 
     def traced() -> None:
         p, _ = _pair(scenario, months)
+        v = _live_views() if views is not None else None
         try:
             for _ in range(months):
-                p.step()
+                m = p.step()
+                if v is not None:
+                    v.add_month(m.rows, m.date[:7])
         finally:
             p.close()
 
     return {
         "scenario": scenario,
-        "mode": mode,
-        "chart_views": [n for n, _ in views],
+        "mode": mode + (" + LiveViews.add_month (chart rows)" if views is not None else ""),
         "months": months,
         "month_ms_median": 1000 * statistics.median(total),
         "month_ms_max": 1000 * max(total),
         "step_ms_median": 1000 * statistics.median(step_s),
         "chart_rows_ms_median": 1000 * statistics.median(chart_s),
+        "summary_ms_at_end": None if summary_s is None else 1000 * summary_s,
         "peak_mib": peak_traced_mib(traced),
     }

@@ -472,6 +472,13 @@ def _scatter_chart(ok: pd.DataFrame, factors: list[dict], outcomes: list[str]):
             if j == 0:
                 ax.set_ylabel(o.replace(".", "\n"), fontsize=7)
             ax.tick_params(labelsize=6)
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], marker="o", ls="", color=c, label=v, ms=4)
+        for v, c in VERDICT_COLOURS.items()
+    ]
+    axes[0][-1].legend(handles=handles, fontsize=6, loc="best")
     return fig
 
 

@@ -28,6 +28,7 @@ error and the sweep goes on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -591,7 +592,7 @@ def run_batch(tasks: list[Task]) -> list[dict]:
     return [run_task(t) for t in tasks]
 
 
-def batches(tasks: list[Task], slots: int, most: int = 8) -> list[list[Task]]:
+def batches(tasks: list[Task], slots: int, most: int = 4) -> list[list[Task]]:
     """Cut ``tasks`` into batches: at least about 4 per slot (for balance), at most ``most``."""
     size = max(1, min(most, len(tasks) // max(4 * slots, 1)))
     return [tasks[k : k + size] for k in range(0, len(tasks), size)]
@@ -613,6 +614,30 @@ def _pool_context():
     return ctx
 
 
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Workers started meanwhile use one BLAS thread each (as Dask's workers do).
+
+    With several worker processes on as many cores, each process's own BLAS thread pool only
+    oversubscribes the cores; the model's matrix products are small. Variables the user has
+    set are left alone; the parent's environment is restored afterwards.
+    """
+    saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARS}
+    for k in BLAS_THREAD_VARS:
+        os.environ.setdefault(k, "1")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def _local(tasks: list[Task], workers: int) -> Iterator[dict]:
     """Run on local processes, at most two batches per worker in flight (memory stays flat)."""
     if workers <= 1:
@@ -622,7 +647,7 @@ def _local(tasks: list[Task], workers: int) -> Iterator[dict]:
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     todo = iter(batches(tasks, workers))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+    with _one_blas_thread(), ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
         running = set()
         for b in itertools.islice(todo, 2 * workers):
             running.add(pool.submit(run_batch, b))

@@ -330,3 +330,18 @@ def test_page_upload_error_is_shown_and_the_page_keeps_working():
     )
     assert "mine, seed" in _clock(rc) and "month 0 of 30" in _clock(rc)
     assert err not in _texts(rc)
+
+
+def test_repeated_measures_are_one_timeline_line():
+    from viz.components import group_events
+
+    events = [
+        ("2025-02", "Japan", "stockpile rule-Japan-stockpile"),
+        ("2025-02", "United States", "finance United States-finance-1"),
+        ("2025-03", "United States", "finance United States-finance-2"),
+        ("2026-01", "scenario", "dispute taiwan-dispute"),
+    ]
+    got = group_events(events)
+    assert got[0] == ("2026-01", "2026-01", "scenario", "dispute taiwan-dispute", 1)
+    assert ("2025-02", "2025-03", "United States", "finance United States-finance-2", 2) in got
+    assert len(got) == 3

@@ -243,9 +243,31 @@ class Session:
 # ---------------------------------------------------------------- controls
 
 
+SHORT_UNITS = {
+    "days of use": "days",
+    "months without concession": "months",
+    "months": "months",
+    "US$/kg": "US$/kg",
+}
+
+
+def _lever_label(lever: Lever, value) -> str:
+    """``label: value unit``, short enough for the sidebar."""
+    unit = SHORT_UNITS.get(lever.unit, "")
+    if lever.unit.startswith("US$/yr"):
+        shown = f"{fmt_usd(value)}/yr"
+    elif lever.kind == "int":
+        shown = f"{int(value)} {unit}".strip()
+    elif lever.unit.startswith("share") or lever.hi == 1.0:
+        shown = f"{float(value):.0%}"
+    else:
+        shown = f"{float(value):g} {unit}".strip()
+    return f"{lever.label}: {shown}"
+
+
 @solara.component
 def LeverControl(session: Session, prefix: str, lever: Lever):
-    """One lever as a select, switch or slider with its unit."""
+    """One lever as a select, switch or slider, labelled with its value and unit."""
     path = f"{prefix}.{lever.field}"
     value = session.value(path)
     label = lever.label
@@ -258,40 +280,44 @@ def LeverControl(session: Session, prefix: str, lever: Lever):
         )
     elif lever.kind == "bool":
         solara.Switch(label=label, value=bool(value), on_value=lambda v: session.set_lever(path, v))
-    elif lever.unit.startswith("US$/yr"):
-        millions = lever.hi / 1e6
+    elif lever.unit.startswith("US$/yr"):  # shown in US$ millions per year
 
         def on_m(v):
             session.set_lever(path, float(v) * 1e6)
 
         solara.SliderFloat(
-            label=f"{label}: {fmt_usd(value)}/yr",
+            label=_lever_label(lever, value),
             value=value / 1e6,
             min=0.0,
-            max=millions,
+            max=lever.hi / 1e6,
             step=lever.step / 1e6,
             on_value=on_m,
             thumb_label=False,
         )
     elif lever.kind == "int":
         solara.SliderInt(
-            label=f"{label} ({lever.unit.split(';')[0]})",
+            label=_lever_label(lever, value),
             value=int(value),
             min=int(lever.lo),
             max=int(lever.hi),
             step=int(lever.step or 1),
             on_value=lambda v: session.set_lever(path, int(v)),
+            thumb_label=False,
         )
     else:
-        unit = lever.unit if len(lever.unit) <= 24 else ""
         solara.SliderFloat(
-            label=f"{label}" + (f" ({unit})" if unit else ""),
+            label=_lever_label(lever, value),
             value=float(value),
             min=float(lever.lo),
             max=float(lever.hi),
             step=float(lever.step or 0.01),
             on_value=lambda v: session.set_lever(path, float(v)),
+            thumb_label=False,
         )
+
+
+def _heading(text: str) -> None:
+    solara.Text(text, style={"font-weight": "600", "font-size": "14px", "margin-top": "6px"})
 
 
 @solara.component
@@ -310,8 +336,15 @@ def ScenarioPanel(session: Session):
         solara.Error(session.upload_error.value, classes=["lanthanide-upload-error"])
     with solara.Row():
         solara.InputText("Seed", value=session.seed_text, continuous_update=False)
-    solara.SliderInt("Firm agents", value=session.firms, min=50, max=5000, step=50)
-    solara.Markdown("**Levers** (take effect on Reset)")
+    solara.SliderInt(
+        f"Firm agents: {session.firms.value:,}",
+        value=session.firms,
+        min=50,
+        max=5000,
+        step=50,
+        thumb_label=False,
+    )
+    _heading("Levers (take effect on Reset)")
     solara.Select(
         label="State",
         values=list(COUNTRIES),
@@ -326,7 +359,7 @@ def ScenarioPanel(session: Session):
     )
     for lever in STATE_LEVERS:
         LeverControl(session, f"countries.{country}", lever)
-    solara.Markdown("**World**")
+    _heading("World")
     for lever in MARKET_LEVERS:
         LeverControl(session, "market", lever)
     n = len(session.changes.value)
@@ -346,6 +379,7 @@ def RunControls(session: Session, tick: int):
     solara.use_thread(
         lambda: session.play_loop() if playing else None,
         dependencies=[playing, session.run_id.value],
+        intrusive_cancel=False,  # cancelling by tracing would slow every line of the model
     )
     with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
         solara.Button(
@@ -398,7 +432,7 @@ def ViewCard(session: Session, name: str, tick: int):
     """One live chart, with its stage or good choice where it has one."""
     views = session.views
     spec = solara.use_memo(lambda: views.spec(name), [views.options.get(name)])
-    with solara.Card(margin=0, elevation=1, classes=[f"lanthanide-view-{name}"]):
+    with solara.Card(margin=0, elevation=1, classes=["lanthanide-view", f"lanthanide-view-{name}"]):
         if name in OPTION_CHOICES:
             _kind, labels = OPTION_CHOICES[name]
             keys = list(labels)
@@ -477,6 +511,9 @@ CSS = """
   gap: 12px; }
 .lanthanide-why { font-size: 14px; color: #333; }
 .v-card.lanthanide-meter { padding: 10px 14px; }
+.v-input__slider .v-input__slot { flex-wrap: wrap; }
+.v-input__slider .v-label { width: 100%; white-space: normal; font-size: 13px; height: auto; }
+.v-card.lanthanide-view { padding: 6px 8px; overflow-x: auto; }
 """
 
 
@@ -512,5 +549,5 @@ def Dashboard(session: Session):
                 ViewCard(session, name, tick)
             pair = session.pair
             Timeline(session, len(pair.models["scenario"].policy.log) if pair else 0, run_id)
-        solara.Markdown("**Export** the current run (the months so far):")
+        _heading("Export the current run (the months so far)")
         Export(session, bool(pair and pair.month), run_id)

@@ -34,6 +34,7 @@ PACKAGES: tuple[tuple[str, str], ...] = (
     ("vega-lite", "5"),
     ("vega-embed", "6"),
     ("mermaid", "10.8.0"),  # loaded by solara.Markdown
+    ("katex", "0.16.9"),  # loaded by solara.Markdown (maths)
 )
 
 # A file each package must contain once unpacked (guards against a half-written folder).

@@ -51,8 +51,8 @@ STAGE_LABELS = {
 SEGMENT_LABELS = {"china_domestic": "inside China", "world": "outside China"}
 SECTOR_LABELS = {s: s.capitalize() for s in SECTORS}
 
-WIDTH = 230  # width of one small multiple, px
-HEIGHT = 150
+WIDTH = 280  # width of one small multiple, px
+HEIGHT = 160
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -311,17 +311,25 @@ def dependence_spec() -> dict:
     """One line per importer, in its country colour."""
     spec = _base(
         "Importers' dependence on China",
-        "share of each country's concentrate + oxide imports (t REO) from China",
+        "share of each country's concentrate + oxide imports (t REO) from China; 6-month average",
     )
     spec.update(
         {
             "width": 2 * WIDTH,
             "height": HEIGHT + 40,
+            "transform": [
+                {
+                    "window": [{"op": "mean", "field": "value", "as": "smoothed"}],
+                    "groupby": ["run", "country"],
+                    "sort": [{"field": "date"}],
+                    "frame": [-5, 0],
+                }
+            ],
             "mark": {"type": "line", "strokeWidth": 1.8},
             "encoding": {
                 "x": _date_x(),
                 "y": {
-                    "field": "value",
+                    "field": "smoothed",
                     "type": "quantitative",
                     "title": "imports from China (%)",
                     "scale": {"domain": [0, 100]},
@@ -331,7 +339,7 @@ def dependence_spec() -> dict:
                     "type": "nominal",
                     "title": None,
                     "scale": country_scale(),
-                    "legend": {"orient": "right"},
+                    "legend": {"orient": "right", "values": [c for c in COUNTRIES if c != "China"]},
                 },
                 "strokeDash": _run_dash(),
                 "detail": {"field": "run"},
@@ -654,7 +662,11 @@ def flow_spec() -> dict:
                                 "type": "quantitative",
                                 "title": "t/month",
                                 "scale": {"range": [0.8, 14], "zero": True},
-                                "legend": {"orient": "bottom"},
+                                "legend": {
+                                    "orient": "bottom",
+                                    "symbolType": "stroke",
+                                    "symbolStrokeColor": "#555",
+                                },
                             },
                             "color": {
                                 "condition": {
@@ -685,6 +697,7 @@ def flow_spec() -> dict:
                         },
                     },
                     {
+                        "transform": [{"aggregate": [], "groupby": ["exporter"]}],
                         "mark": {"type": "circle", "size": 60, "opacity": 1},
                         "encoding": {
                             "x": {"datum": 0, "type": "quantitative"},
@@ -698,6 +711,7 @@ def flow_spec() -> dict:
                         },
                     },
                     {
+                        "transform": [{"aggregate": [], "groupby": ["importer"]}],
                         "mark": {"type": "circle", "size": 60, "opacity": 1},
                         "encoding": {
                             "x": {"datum": 1, "type": "quantitative"},
@@ -711,6 +725,7 @@ def flow_spec() -> dict:
                         },
                     },
                     {
+                        "transform": [{"aggregate": [], "groupby": ["importer"]}],
                         "mark": {"type": "text", "align": "left", "dx": 8, "fontSize": 11},
                         "encoding": {
                             "x": {"datum": 1, "type": "quantitative"},
@@ -766,10 +781,11 @@ def fmt_usd(x: float) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     a = abs(x)
+    sign = "-" if x < 0 else ""
     for div, word in ((1e12, "tn"), (1e9, "bn"), (1e6, "m"), (1e3, "k")):
         if a >= div:
-            return f"US${x / div:,.1f} {word}"
-    return f"US${x:,.0f}"
+            return f"{sign}US${a / div:,.1f} {word}"
+    return f"{sign}US${a:,.0f}"
 
 
 __all__ = [

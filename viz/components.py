@@ -14,6 +14,7 @@ Every component takes plain values (dicts, lists, strings) so that it can be fed
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import solara
@@ -122,7 +123,7 @@ def LeverageMeter(summary: dict | None, month: int = 0, horizon: int = 0):
     """
     with solara.Card(classes=["lanthanide-meter"], margin=0, elevation=1):
         if not summary:
-            solara.Markdown("**Leverage meter**: press Step or Play to start the month clock.")
+            solara.Text("Leverage meter: press Step or Play to start the month clock.")
             return
         f = meter_figures(summary)
         colour, meaning = VERDICT_STYLE.get(f["verdict"] or "", ("#777777", "no verdict yet"))
@@ -162,35 +163,54 @@ def _gauge(label: str, value: str) -> None:
         solara.Text(value, style={"font-size": "15px", "font-weight": "600"})
 
 
+def group_events(events: list) -> list[tuple[str, str, str, str, int]]:
+    """Repeated measures in one line: ``(first date, last date, who, text, times)``, newest first.
+
+    Events whose text differs only in numbers (a state's ``finance`` decision each month, with a
+    new id each time) are one group; the text shown is the latest.
+    """
+    groups: dict[tuple[str, str], list] = {}
+    for date, who, text in events:
+        key = (str(who), re.sub(r"\d+", "#", str(text)))
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [date, date, who, text, 1]
+        else:
+            g[1], g[3], g[4] = date, text, g[4] + 1
+    out = [tuple(g) for g in groups.values()]
+    return sorted(out, key=lambda g: (g[1], g[0]), reverse=True)
+
+
 @solara.component
-def EventsTimeline(events: list, limit: int = 40, title: str = "Events and policy changes"):
-    """Measures started, lifted or ended, newest first.
+def EventsTimeline(events: list, limit: int = 30, title: str = "Events and policy changes"):
+    """Measures started, lifted or ended, newest first; repeats shown once with their count.
 
     Args:
         events: ``(date 'YYYY-MM', who, text)`` tuples, oldest first (``RunPair.events()`` or
             the rows of ``events.csv``).
-        limit: the most shown.
+        limit: the most lines shown.
         title: the card's title.
     """
     with solara.Card(title, margin=0, elevation=1, classes=["lanthanide-events"]):
         if not events:
             solara.Text("No measures yet.", style={"color": "#777"})
             return
-        shown = list(reversed(events))[:limit]
+        grouped = group_events(events)
         lines = []
-        for date, who, text in shown:
+        for first, last, who, text, times in grouped[:limit]:
             colour = COUNTRY_COLOURS.get(who, "#555555")
+            when = first if times == 1 else f"{first} to {last}"
+            more = "" if times == 1 else f" <span style='color:#777'>({times} times)</span>"
             lines.append(
-                f"<div><span style='font-family:monospace'>{date}</span> "
-                f"<b style='color:{colour}'>{who}</b> {_escape(text)}</div>"
+                f"<div><span style='font-family:monospace'>{when}</span> "
+                f"<b style='color:{colour}'>{_escape(who)}</b> {_escape(text)}{more}</div>"
             )
-        more = len(events) - len(shown)
-        if more > 0:
-            lines.append(f"<div style='color:#777'>... and {more} earlier</div>")
+        if len(grouped) > limit:
+            lines.append(f"<div style='color:#777'>... and {len(grouped) - limit} earlier</div>")
         solara.HTML(
             tag="div",
             unsafe_innerHTML="".join(lines),
-            style={"max-height": "260px", "overflow-y": "auto", "font-size": "13px"},
+            style={"max-height": "300px", "overflow-y": "auto", "font-size": "13px"},
         )
 
 

@@ -13,7 +13,7 @@ from abm.constants import COUNTRIES
 from viz.charts import COUNTRY_COLOURS as _SHARED_COLOURS
 
 COUNTRY_COLOURS = dict(_SHARED_COLOURS)  # the explorer's (and the CLI's) palette
-GOOD_COLOURS = {"light": "#bcbd22", "ndpr": "#1f77b4", "heavy": "#d62728"}
+GOOD_COLOURS = {"La/Ce (light)": "#bcbd22", "NdPr": "#1f77b4", "Dy/Tb (heavy)": "#d62728"}
 NAMES = {
     "china_share": "China's share",
     "import_share_from_china": "share from China",
@@ -21,7 +21,9 @@ NAMES = {
     "capacity_t_per_year": "capacity",
     "revenue_usd": "revenue",
 }
-RUN_DASH = {"scenario": [1, 0], "counterfactual": [6, 4]}
+RUN_LABELS = {"scenario": "game", "counterfactual": "no coercion (counterfactual)"}
+RUN_DASH = {RUN_LABELS["scenario"]: [1, 0], RUN_LABELS["counterfactual"]: [6, 4]}
+GOOD_NAMES = {"light": "La/Ce (light)", "ndpr": "NdPr", "heavy": "Dy/Tb (heavy)"}
 
 
 def series(
@@ -47,8 +49,10 @@ def series(
             sub = sub[sub[k].isin(v) if isinstance(v, list | tuple) else sub[k] == v]
         key = ["date"] + ([by] if by else [])
         g = sub.groupby(key, observed=True)["value"].sum(min_count=1).reset_index()
-        g["run"] = run
+        g["run"] = RUN_LABELS[run]
         g["series"] = g[by].astype(str) if by else NAMES.get(variable, variable)
+        if by == "good":
+            g["series"] = g["series"].map(lambda x: GOOD_NAMES.get(x, x))
         parts.append(g[["date", "run", "series", "value"]])
     if not parts:
         return pd.DataFrame(columns=["date", "run", "series", "value"])
@@ -114,12 +118,6 @@ def line_spec(
                     "type": "nominal",
                     "title": None,
                     "scale": {"domain": names, "range": palette},
-                },
-                "strokeDash": {
-                    "field": "run",
-                    "type": "nominal",
-                    "title": None,
-                    "scale": {"domain": list(RUN_DASH), "range": list(RUN_DASH.values())},
                 },
                 "tooltip": [
                     {"field": "date"},

@@ -13,18 +13,21 @@ import json
 import time
 from urllib.parse import parse_qs, quote
 
+import pandas as pd
 import segno
 import solara
 import solara.widgets
 
 from abm.constants import COUNTRIES
 from abm.scenario import builtin_names
+from viz import charts as explorer_charts
 from viz.wargame import charts
-from viz.wargame.game import INJECT_PRESETS, GameError
+from viz.wargame.game import INJECT_PRESETS, PRIVATE_CHOICES, GameError
 from viz.wargame.hub import get_hub
 
 COALESCE_SECONDS = 0.2
-"""After a change, a page waits this long so that a burst of moves causes one render."""
+"""After a move or message, a page waits this long so that a burst causes one render (a new
+turn renders at once)."""
 
 CSS = """
 .wg-big { font-size: 1.6em; font-weight: 600; }
@@ -52,14 +55,15 @@ def use_live(game, player_id: int | None = None) -> int:
     def watch(cancel):
         if game is None:
             return
-        v = game.version
+        v, turn = game.version, game.turn
         while not cancel.is_set():
             nv = game.wait_change(v, 1.0)
             if player_id is not None:
                 game.seen(player_id)
             if nv != v:
-                time.sleep(COALESCE_SECONDS)  # one render for a burst of changes
-                v = game.version
+                if game.turn == turn:  # moves and messages: one render for a burst
+                    time.sleep(COALESCE_SECONDS)
+                v, turn = game.version, game.turn
                 set_version(v)
 
     solara.use_thread(watch, dependencies=[game.id if game else None], intrusive_cancel=False)
@@ -88,6 +92,28 @@ def _qr_svg(url: str, scale: int = 4) -> str:
 def VegaLite(spec: dict):
     """A Vega-Lite chart."""
     return solara.widgets.VegaLite.element(spec=spec)
+
+
+def ExplorerView(game, key: tuple, view: str, runs=("scenario",), country=None, option=None):
+    """One of the explorer's views (``viz.charts.chart``), from a state's point of view.
+
+    ``runs`` picks the scenario and/or the counterfactual; ``country`` keeps only that state's
+    rows of country-level variables (prices and shares stay world-wide).
+    """
+
+    def make():
+        frames = game.frames()
+        parts = [
+            f for f, r in zip(frames, ("scenario", "counterfactual"), strict=True) if r in runs
+        ]
+        ts = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        if country is not None:
+            ts = ts[ts["country"].isna() | (ts["country"] == country)]
+        return explorer_charts.chart(view, ts, option)
+
+    with solara.Column(style={"overflow-x": "auto", "max-width": "100%"}) as box:
+        VegaLite(game.cached(("explorer", *key), make))
+    return box
 
 
 def Chart(game, key: tuple, make):
@@ -211,6 +237,7 @@ def Home():
     turns, set_turns = solara.use_state(8)
     start, set_start = solara.use_state("2025-10")
     deadline, set_deadline = solara.use_state(0)
+    private, set_private = solara.use_state(list(PRIVATE_CHOICES))
     err, set_err = solara.use_state("")
     created, set_created = solara.use_state(None)
     gid, set_gid = solara.use_state("")
@@ -231,6 +258,12 @@ def Home():
             solara.InputText(
                 "start month (YYYY-MM, empty = the scenario's)", value=start, on_value=set_start
             )
+            solara.SelectMultiple(
+                "private to each team (others cannot see it)",
+                values=private,
+                all_values=list(PRIVATE_CHOICES),
+                on_value=set_private,
+            )
             solara.InputInt(
                 "deadline per turn, seconds (0 = none)", value=deadline, on_value=set_deadline
             )
@@ -246,6 +279,7 @@ def Home():
                     body["start"] = start.strip()
                 if deadline:
                     body["deadline_seconds"] = deadline
+                body["private"] = list(private)
                 try:
                     set_created(hub.create(body))
                     set_err("")
@@ -344,6 +378,11 @@ def Play():
         solara.Text(header, classes=["wg-big", "wg-header"])
         if state["status"] == "finished":
             solara.Success("The game is over. Your facilitator will lead the debrief.")
+            solara.Button(
+                "Open the debrief",
+                href=f"/debrief?game={gid}&token={quote(token)}",
+                target="_blank",
+            )
         else:
             td = state["turn_dates"]
             solara.Markdown(
@@ -419,31 +458,10 @@ def Play():
                 Intelligence(me)
                 frames = game.frames() if game else None
                 if frames is not None:
-                    Chart(
-                        game,
-                        ("prices",),
-                        lambda: charts.line_spec(
-                            charts.series(
-                                game.frames(), "price", by="good", segment="world", stage="oxide"
-                            ),
-                            "World oxide prices",
-                            "US$/kg",
-                            colours=charts.GOOD_COLOURS,
-                        ),
-                    )
+                    ExplorerView(game, ("prices",), "prices")
                     if team != "China":
-                        Chart(
-                            game,
-                            ("dependence", team),
-                            lambda: charts.line_spec(
-                                charts.series(
-                                    game.frames(), "import_share_from_china", country=team
-                                ),
-                                f"{team}: share of imports from China",
-                                "share",
-                                y_format=".0%",
-                            ),
-                        )
+                        ExplorerView(game, ("dependence", team), "dependence", country=team)
+                    ExplorerView(game, ("stocks", team), "stocks", country=team, option="ndpr")
                     Chart(
                         game,
                         ("lost", team),
@@ -454,8 +472,13 @@ def Play():
                         ),
                     )
                 with solara.Card("News"):
-                    for n in reversed(state["news"][-10:]):
-                        solara.Text(f"{n['date']} · {n['by']}: {n['text']}")
+                    solara.Markdown(
+                        "\n".join(
+                            f"- {n['date']} · **{n['by']}**: {n['text']}"
+                            for n in reversed(state["news"][-10:])
+                        )
+                        or "Nothing yet."
+                    )
 
 
 def _player_id(game, token: str) -> int | None:
@@ -771,8 +794,9 @@ def Projector():
                         height=260,
                     ),
                 )
-        for n in reversed(state["news"][-6:]):
-            solara.Text(f"{n['date']} · {n['by']}: {n['text']}", classes=["wg-big"])
+        with solara.Column(gap="2px"):
+            for n in reversed(state["news"][-6:]):
+                solara.Text(f"{n['date']} · {n['by']}: {n['text']}", classes=["wg-big"])
 
 
 # ----------------------------------------------------------------------------- debrief
@@ -905,6 +929,12 @@ def Debrief():
                     marks=marks,
                 )
             )
+        with solara.Card(
+            "The explorer's views of the game (solid) and the counterfactual (dashed)"
+        ):
+            with solara.Row(style={"flex-wrap": "wrap"}):
+                for view, opt in (("share", None), ("capacity", "oxide"), ("stocks", "ndpr")):
+                    ExplorerView(game, ("debrief", view), view, runs=both, option=opt)
         with solara.Card("Every team's moves, turn by turn"):
             lines = []
             for rec in turns:
