@@ -155,6 +155,7 @@ def run(steps: int = 15, shots: Path | None = None) -> dict:
             if shots:
                 shots.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=shots / "explorer-early.png", full_page=True)
+                page.locator(".lanthanide-view-flows").screenshot(path=shots / "explorer-flows.png")
             # play at full speed to near the horizon, timing the stretches
             page.get_by_role("button", name="max").click()
             target = scn.months - 3 * steps - 24
@@ -202,7 +203,6 @@ def run(steps: int = 15, shots: Path | None = None) -> dict:
             if shots:
                 page.wait_for_timeout(1500)  # the leverage meter follows the charts
                 page.screenshot(path=shots / "explorer-late.png", full_page=True)
-                page.locator(".lanthanide-view-flows").screenshot(path=shots / "explorer-flows.png")
             browser.close()
     finally:
         proc.terminate()

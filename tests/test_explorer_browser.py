@@ -173,10 +173,10 @@ def test_a_lever_change_and_reset_change_the_outcome(explorer):
     for stamp in ("2025-01", "2025-02", "2025-03"):
         e.step(stamp)
     base = pd.read_parquet(io.BytesIO(e.download("timeseries.parquet")))
-    # Japan's finance for new supply, pushed to the slider's top with the keyboard
+    # Japan's stockpile target, pushed to the slider's top with the keyboard
     e.page.locator(".v-select", has_text="State").click()
     e.page.get_by_role("option", name="Japan").click()
-    thumb = e.page.locator(".v-input", has_text="finance for new supply").get_by_role("slider")
+    thumb = e.page.locator(".v-input", has_text="stockpile target").get_by_role("slider")
     thumb.focus()
     thumb.press("End")
     e.page.get_by_text("press Reset").wait_for()
@@ -187,11 +187,11 @@ def test_a_lever_change_and_reset_change_the_outcome(explorer):
     e.shot("after-lever-and-reset.png")
     changed = pd.read_parquet(io.BytesIO(e.download("timeseries.parquet")))
 
-    def building(ts):
-        rows = ts[(ts.variable == "construction_t_per_year") & (ts.run == "scenario")]
-        return rows["value"].sum()
+    def stockpile(ts):
+        rows = ts[(ts.variable == "stockpile_t") & (ts.run == "scenario")]
+        return rows.loc[rows.country == "Japan", "value"].sum()
 
-    assert building(changed) > building(base)
+    assert stockpile(changed) > stockpile(base)
     summary = e.download("summary.json")
     assert b'"verdict"' in summary
 

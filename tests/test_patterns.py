@@ -1,7 +1,7 @@
 """A short pattern check of history-2010 (two seeds), so CI catches a calibration regression.
 
-Patterns 4 and 5 do not pass yet (docs/CALIBRATION.md); the test holds the ones that do, and
-checks that the statistics come from the time series of any run.
+Patterns 4 and 5 do not pass yet (docs/CALIBRATION.md, with the reasons); the test holds the
+ones that do, and checks that the statistics come from the time series of any run.
 """
 
 from __future__ import annotations

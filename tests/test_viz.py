@@ -299,10 +299,10 @@ def test_page_lever_and_reset_start_a_new_run():
     slider = next(
         w
         for w in _widgets(rc)
-        if isinstance(w, v.Slider) and w.label.startswith("finance for new supply")
+        if isinstance(w, v.Slider) and w.label.startswith("stockpile target")
     )
-    slider.v_model = slider.max  # US$ m/yr: Japan's finance for new supply, at its top
-    assert session.changes.value == {"countries.Japan.rule_finance_usd_per_year": 5e9}
+    slider.v_model = slider.max  # days of use: Japan's stockpile target, at its top
+    assert session.changes.value == {"countries.Japan.stockpile_target_days": 365.0}
     assert "press Reset" in _texts(rc)
     _button(rc, "Reset").click()
     assert "month 0 of" in _clock(rc) and "press Reset" not in _texts(rc)
@@ -310,11 +310,11 @@ def test_page_lever_and_reset_start_a_new_run():
         _button(rc, "Step").click()
     after = session.pair.timeseries
 
-    def building(ts):
-        rows = ts[(ts.variable == "construction_t_per_year") & (ts.run == "scenario")]
-        return rows["value"].sum()
+    def stockpile(ts):
+        rows = ts[(ts.variable == "stockpile_t") & (ts.run == "scenario")]
+        return rows.loc[rows.country == "Japan", "value"].sum()
 
-    assert building(after) > building(before)
+    assert stockpile(after) > stockpile(before)
     session.close()
 
 

@@ -63,3 +63,29 @@ def test_setup_ui_reports_a_missing_npm_with_exit_code_2(tmp_path, monkeypatch, 
     assert main(["setup-ui"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("lanthanide: error: npm not found") and "\n" not in err
+
+
+def test_explore_rejects_a_bad_port_in_one_line(capsys):
+    from experiments.cli import main
+
+    assert main(["explore", "--port", "70000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "1-65535" in err and "\n" not in err
+
+
+def test_lanthanide_run_does_not_import_the_ui_stack():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from experiments.cli import main; "
+        "main(['run', '--months', '2', '--firms', '60', '--out', sys.argv[1]]); "
+        "print('solara' in sys.modules)"
+    )
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        res = subprocess.run(
+            [sys.executable, "-c", code, f"{tmp}/out"], capture_output=True, text=True, check=True
+        )
+    assert res.stdout.strip().splitlines()[-1] == "False"

@@ -37,6 +37,14 @@ PACKAGES: tuple[tuple[str, str], ...] = (
     ("katex", "0.16.9"),  # loaded by solara.Markdown (maths)
 )
 
+# What npm fetches for a folder whose version is a range (reproducible installs): the versions
+# tested with Solara 1.64.1 here.
+PINS: dict[tuple[str, str], str] = {
+    ("vega", "5"): "5.33.1",
+    ("vega-lite", "5"): "5.23.0",
+    ("vega-embed", "6"): "6.29.0",
+}
+
 # A file each package must contain once unpacked (guards against a half-written folder).
 _MARKER = "package.json"
 
@@ -105,7 +113,8 @@ def fetch(name: str, version: str, root: Path, npm: str | None = None) -> Path:
 
     Args:
         name: npm package name, e.g. ``"@widgetti/solara-vuetify-app"``.
-        version: version or range, e.g. ``"10.1.1"`` or ``"5"``.
+        version: the version as the page asks for it, e.g. ``"10.1.1"`` or ``"5"`` (a range is
+            fetched at its pinned version, :data:`PINS`).
         root: the cache folder.
         npm: path of the npm executable (default: found on ``PATH``).
 
@@ -117,9 +126,10 @@ def fetch(name: str, version: str, root: Path, npm: str | None = None) -> Path:
     """
     npm = npm or _npm()
     dest = root / folder_name(name, version)
+    spec = f"{name}@{PINS.get((name, version), version)}"
     with tempfile.TemporaryDirectory(prefix="lanthanide-npm-") as work:
         res = subprocess.run(
-            [npm, "pack", f"{name}@{version}", "--silent", "--pack-destination", work],
+            [npm, "pack", spec, "--silent", "--pack-destination", work],
             capture_output=True,
             text=True,
             cwd=work,
@@ -129,7 +139,7 @@ def fetch(name: str, version: str, root: Path, npm: str | None = None) -> Path:
         tarballs = sorted(Path(work).glob("*.tgz"))
         if res.returncode != 0 or not tarballs:
             last = (res.stderr.strip().splitlines() or ["no tarball written"])[-1]
-            raise AssetsError(f"npm pack {name}@{version} failed: {last}")
+            raise AssetsError(f"npm pack {spec} failed: {last}")
         _unpack(tarballs[0], dest)
     return dest
 

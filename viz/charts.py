@@ -573,7 +573,7 @@ def lost_spec() -> dict:
 # ---------------------------------------------------------------------------- trade flows
 
 
-def flow_rows(ts, date=None, min_t: float = 1.0) -> list[dict]:
+def flow_rows(ts, date=None, min_t: float = 10.0) -> list[dict]:
     """Trade between countries in one month (default: the last), summed over goods and stages.
 
     Each row is one exporter -> importer route of one run, in t/month (concentrate and oxide in
@@ -686,8 +686,30 @@ def flow_spec() -> dict:
                                     "domain": ["open", "restricted"],
                                     "range": [[1, 0], [4, 3]],
                                 },
-                                "legend": {"orient": "bottom", "symbolStrokeColor": "#C00000"},
+                                "legend": {"orient": "bottom", "symbolStrokeColor": "#555"},
                             },
+                            "tooltip": [
+                                {"field": "exporter"},
+                                {"field": "importer"},
+                                {"field": "value", "title": "t/month", "format": ",.0f"},
+                                {"field": "blocked", "title": "% blocked"},
+                            ],
+                        },
+                    },
+                    {  # restricted routes on top, always visible
+                        "transform": [{"filter": "datum.route === 'restricted'"}],
+                        "mark": {
+                            "type": "rule",
+                            "color": "#C00000",
+                            "strokeWidth": 2.5,
+                            "strokeDash": [5, 3],
+                            "opacity": 1,
+                        },
+                        "encoding": {
+                            "x": {"field": "x0", "type": "quantitative"},
+                            "x2": {"field": "x1"},
+                            "y": y_exp,
+                            "y2": {"field": "importer"},
                             "tooltip": [
                                 {"field": "exporter"},
                                 {"field": "importer"},
