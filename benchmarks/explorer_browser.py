@@ -28,16 +28,8 @@ import subprocess
 import time
 from pathlib import Path
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from viz.browser import CHROMIUM, CHROMIUM_ARGS
+
 ALL_SHOW = """(stamp) => {
     const els = [...document.querySelectorAll('.lanthanide-chart')];
     return els.length >= 7 && els.every(e => e.dataset.stamp === stamp);
@@ -131,7 +123,7 @@ def run(steps: int = 15, shots: Path | None = None) -> dict:
             except OSError:
                 time.sleep(0.2)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 3400})
             t0 = time.perf_counter()
             page.goto(f"http://127.0.0.1:{port}/")

@@ -27,19 +27,12 @@ import threading
 import time
 from pathlib import Path
 
+from viz.browser import CHROMIUM, CHROMIUM_ARGS
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from wargame_server import Server  # noqa: E402
 
 STATES = ["China", "Japan", "United States", "Australia", "EU", "Korea", "Myanmar", "Rest of World"]
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 class Stats:
@@ -137,7 +130,7 @@ def main(argv=None) -> int:
             th.start()
             threads.append(th)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             pages = []
             t0 = time.perf_counter()
             for k in range(args.pages):

@@ -16,16 +16,8 @@ from urllib.parse import urlparse
 import pandas as pd
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from viz.browser import CHROMIUM, CHROMIUM_ARGS
+
 LOCAL = {"127.0.0.1", "localhost", "::1", "[::1]"}
 ALL_CHARTS_SHOW = """(stamp) => {
     const els = [...document.querySelectorAll('.lanthanide-chart')];
@@ -90,7 +82,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
 

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from wargame_server import Server
 
+from viz.browser import CHROMIUM, CHROMIUM_ARGS
+
 GAME = {
     "scenario": "taiwan-crisis",
     "human_teams": ["China", "Japan", "United States"],
@@ -275,23 +277,12 @@ def test_restart_mid_game_resumes(tmp_path):
         server.stop()
 
 
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
 def test_browser_two_players_and_facilitator_play_two_turns(server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     st, g = server.call("POST", "/api/games", {**GAME, "human_teams": ["China", "Japan"]})
     gid, fac = g["game_id"], g["facilitator_token"]
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             console = browser.new_page(viewport={"width": 1300, "height": 900})
             console.goto(f"{server.url}/facilitator?game={gid}&token={fac}")
