@@ -639,8 +639,12 @@ def _one_blas_thread():
 
 
 def _local(tasks: list[Task], workers: int) -> Iterator[dict]:
-    """Run on local processes, at most two batches per worker in flight (memory stays flat)."""
-    if workers <= 1:
+    """Run on local processes, at most two batches per worker in flight (memory stays flat).
+
+    One worker runs in this process, unless ``LANTHANIDE_SWEEP_POOL=1`` asks for a pool of one
+    (to compare the pool with itself at 1 and N workers).
+    """
+    if workers <= 1 and os.environ.get("LANTHANIDE_SWEEP_POOL", "") != "1":
         for t in tasks:
             yield run_task(t)
         return

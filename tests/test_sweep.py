@@ -66,6 +66,13 @@ def test_two_local_workers_give_the_same_rows_as_one(reference, tmp_path):
     pd.testing.assert_frame_equal(results(tmp_path / "two"), expected)
 
 
+def test_a_pool_of_one_worker_gives_the_same_rows_as_in_process(reference, tmp_path, monkeypatch):
+    path, _, expected = reference
+    monkeypatch.setenv("LANTHANIDE_SWEEP_POOL", "1")
+    run_sweep(load_sweep(path), tmp_path / "pool1", workers=1, progress=False)
+    pd.testing.assert_frame_equal(results(tmp_path / "pool1"), expected)
+
+
 def test_two_shards_plus_collect_equal_the_whole(reference, tmp_path):
     path, _, expected = reference
     for i in (1, 2):
