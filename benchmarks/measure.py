@@ -301,7 +301,7 @@ class _RssSampler:
 def sweep(runs: int = 200, workers: int = 1, months: int = 12) -> dict:
     """Runs per second of a ``runs``-run sweep (default scenario, each run with counterfactual).
 
-    Uses the public sweep API (``experiments.sweep.load_sweep`` and ``run_sweep``): a Latin
+    Uses the public sweep API through ``benchmarks.sweeps`` (``_load``, ``_timed``): a Latin
     hypercube over Japan's stockpile target and the leakage share, 2 replicate seeds per
     point, results written as Parquet parts into a temporary folder. The wall time runs from
     the call to its return (worker start-up included). Peak memory is the largest sum of the
@@ -309,27 +309,22 @@ def sweep(runs: int = 200, workers: int = 1, months: int = 12) -> dict:
     """
     import tempfile
 
-    from experiments.sweep import load_sweep, run_sweep
+    from benchmarks.sweeps import _load, _timed
+    from experiments.sweep import tasks_for
 
     replicates = 2
     samples = max(runs // replicates, 1)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "sweep.toml"
-        path.write_text(
-            SWEEP_TOML.format(months=months, replicates=replicates, samples=samples),
-            encoding="utf-8",
-        )
-        sw = load_sweep(path)
+        text = SWEEP_TOML.format(months=months, replicates=replicates, samples=samples)
+        sw, _ = _load(text, Path(tmp))
         gc.collect()
         base_rss = _rss_now_mib()
         with _RssSampler() as rss:
-            t0 = time.perf_counter()
-            counts = run_sweep(sw, Path(tmp) / "out", workers=workers, progress=False)
-            wall = time.perf_counter() - t0
-    n = counts["ran"]
+            wall, _cpu = _timed(sw, Path(tmp) / "out", workers=workers)
+    n = len(tasks_for(sw))
     return {
         "runs": n,
-        "failed": counts["failed"],
+        "failed": 0,  # _timed raises if any run failed
         "workers": workers,
         "months": months,
         "scenario": "default",
