@@ -135,6 +135,9 @@ class RareEarthModel(mesa.Model):
         self._calibrate_anchors()
         self.use_c = country_item_use(scenario)  # (C, I) per year at intensity 1
         self.growth = np.array([cp.demand_growth_per_year for cp in scenario.countries])
+        self._growth_offset = np.array(
+            [[cp.demand_growth_offset_per_year[g] for g in GOODS] for cp in scenario.countries]
+        )  # (C, G) extra growth per element group
         self.demand_mult = np.ones((C, G))
         self.reo_per_item = self._reo_content()  # (I, G) t REO of each good per t of item
 
@@ -201,6 +204,13 @@ class RareEarthModel(mesa.Model):
         self._reo_total = self.reo_per_item.sum(axis=1)
         self._ones_n = np.ones(self.firms.n)
         self._init_stocks()
+        # entrant learning: firms that start as prospects (or come online later) learn by doing
+        self._entrant = self.firms.prospect.copy()
+        self._cum_units = np.zeros(self.firms.n)  # t of output since first output
+        self._cost0 = np.zeros(self.firms.n)  # unit cost at first output
+        self._state_headroom = np.array(
+            [cp.state_capacity_headroom for cp in scenario.countries], dtype=float
+        )
 
     # ------------------------------------------------------------------ set-up helpers
 
@@ -817,6 +827,64 @@ class RareEarthModel(mesa.Model):
             )
             keep = size > 0
             self._start_project(rows[keep], size[keep])
+        if (self._state_headroom >= 0).any():
+            self._state_directed_capacity()
+
+    def _state_directed_capacity(self) -> None:
+        """State-backed mines expand to the state's production quota (a policy, not a margin).
+
+        In a country with ``state_capacity_headroom`` >= 0 and a production quota in force, when
+        mining capacity online plus under construction falls short of the quota times
+        ``1 + headroom``, the state directs its operating miners to expand by the gap, pro rata
+        to their capacity, whatever the full-cost margin (state groups answer to the plan, not
+        to a hurdle rate). An expansion of a working mine needs no permit: it takes
+        ``state_expansion_months`` and then ramps up like any new capacity. Capex is paid from
+        the firms' cash, as for any project.
+        """
+        f, pr = self.firms, self.producers
+        pq = self.policy.production_quota_t_per_year(self.month)
+        miner = f.kind[pr] == FirmKind.MINER
+        for c in np.flatnonzero((self._state_headroom >= 0) & np.isfinite(pq)):
+            mine_c = miner & (f.country[pr] == c)
+            online = (f.capacity[pr] * f.active[pr])[mine_c].sum()
+            have = float(online + f.proj_size[pr][mine_c].sum())
+            gap = pq[c] * (1.0 + self._state_headroom[c]) - have
+            if gap <= 0.01 * pq[c]:
+                continue
+            ok = mine_c & f.active[pr] & ~f.idle[pr] & (f.proj_size[pr] == 0) & (f.capacity[pr] > 0)
+            rows = np.flatnonzero(ok)
+            if rows.size == 0:
+                continue
+            size = gap * f.capacity[rows] / f.capacity[rows].sum()
+            self._start_project(rows, size)
+            months = self.scenario.countries[c].state_expansion_months
+            f.proj_left[rows] = months
+
+    def _entrant_learning(self) -> None:
+        """Entrants' unit costs fall with their cumulative output (learning by doing).
+
+        Wright's law: each doubling of a firm's cumulative output beyond its first year at
+        capacity cuts its unit cost by ``learning_rate``, down to ``learning_floor_share`` of
+        its cost at first output. Only firms built during the run (prospects at the start and
+        named firms due online later) learn; incumbents are taken as mature.
+        """
+        fb, f, pr = self.fb, self.firms, self.producers
+        units = self._units
+        ent = self._entrant[pr] & (units > 0)
+        if not ent.any():
+            return
+        cum_old = self._cum_units[pr].copy()
+        first = ent & (cum_old <= 0)
+        self._cost0[pr] = np.where(first, f.unit_cost[pr], self._cost0[pr])
+        cum_new = cum_old + np.where(ent, units, 0.0)
+        self._cum_units[pr] = cum_new
+        ref = f.capacity[pr]  # a year of output at capacity (t)
+        learn = ent & (cum_old >= ref) & (ref > 0)
+        b = -np.log2(1.0 - fb.learning_rate)
+        ratio = np.where(learn, cum_new / np.maximum(cum_old, 1e-12), 1.0)
+        cut = f.unit_cost[pr] * ratio ** (-b)
+        floor = fb.learning_floor_share * self._cost0[pr]
+        f.unit_cost[pr] = np.where(learn, np.maximum(cut, floor), f.unit_cost[pr])
 
     def _pool_share(self) -> np.ndarray:
         """(P,) share of a new project's capex the host's finance pool would cover."""
@@ -864,7 +932,7 @@ class RareEarthModel(mesa.Model):
     def _demand_factor(self) -> np.ndarray:
         """(C, I) this month's end use per item relative to the start (growth, shocks, price)."""
         mk = self.mk
-        grow = (1.0 + self.growth) ** (self.month / 12.0)
+        grow = self.use_growth(self.month, per_item=True)
         eps = np.array([mk.demand_elasticity[GOODS[ITEM_GOOD[i]]] for i in range(I)])
         eps[MAG_STD] = mk.demand_elasticity["ndpr"]
         eps[MAG_HT] = mk.demand_elasticity["heavy"]
@@ -873,7 +941,21 @@ class RareEarthModel(mesa.Model):
         shock = self.demand_mult[:, good_of_item]
         choke = mk.choke_price_multiple
         destroyed = np.clip((1.0 - rel / choke) / (1.0 - 1.0 / choke), 0.0, 1.0)
-        return grow[:, None] * shock * rel ** (-eps[None, :]) * destroyed
+        return grow * shock * rel ** (-eps[None, :]) * destroyed
+
+    def use_growth(self, month: int, per_item: bool = False) -> np.ndarray:
+        """End use at ``month`` relative to the start from growth alone.
+
+        ``(1 + demand_growth_per_year + demand_growth_offset_per_year[g]) ** (month / 12)``:
+        (C, G) per element group, or (C, I) per traded item with ``per_item`` (magnets follow
+        their NdPr or Dy/Tb content); (C, 1) when no country has a per-group offset.
+        """
+        if not self._growth_offset.any():
+            return ((1.0 + self.growth) ** (month / 12.0))[:, None]
+        rate = self.growth[:, None] + self._growth_offset
+        if per_item:
+            rate = rate[:, self._good_of_item]
+        return (1.0 + rate) ** (month / 12.0)
 
     @staticmethod
     def _intensity_good(i: int) -> int:
@@ -1417,6 +1499,8 @@ class RareEarthModel(mesa.Model):
             shock = np.take(by_c, self._c_all, axis=0) * self._risk_buyer[:, None]
             f.risk += shock * (1.0 - f.risk)
         # expectations, losses, idling, restarts, bankruptcy
+        if self.fb.learning_rate > 0:
+            self._entrant_learning()
         self._refresh_expectations()
         producing = f.active & ~f.idle & (f.kind != FirmKind.MANUFACTURER) & (f.capacity > 0)
         losing = producing & (self._op_margin < 0)
@@ -1595,6 +1679,8 @@ class RareEarthModel(mesa.Model):
             "restart_due",
             "bankruptcies",
             "_op_margin",
+            "_cum_units",
+            "_cost0",
         ):
             setattr(new, name, getattr(self, name).copy())
         new.lost_hist = list(self.lost_hist)

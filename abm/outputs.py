@@ -130,8 +130,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     mf, pr = model.makers, model.producers
     inv = model.by_country(f.stock[mf] @ model.reo_per_item, mf)
     use = model.maker_use_reo  # (C, G) t REO per month at intensity 1, fixed
-    factor = (1.0 + model.growth) ** (month / 12.0)
-    use = use * factor[:, None]
+    use = use * model.use_growth(month)
     has = use > 1e-9  # countries and goods with manufacturers using them
     months_cover = inv[has] / use[has]
     rec.add(month, "inventory_months", months_cover, country=cg_c[has], good=cg_g[has])

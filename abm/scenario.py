@@ -121,6 +121,12 @@ class FirmParams:
     expansion_utilisation: float = _f(0.85, 0.0, 1.0, "utilisation needed to invest")
     abandon_after_months: int = _f(36, 1, 240, "months of expected loss")
     ramp_up_months: int = _f(24, 0, 120, "months for new capacity to reach full output")
+    learning_rate: float = _f(
+        0.0, 0.0, 0.5, "entrants' unit-cost cut per doubling of cumulative output; 0 = off"
+    )
+    learning_floor_share: float = _f(
+        0.4, 0.05, 1.0, "lowest entrant unit cost, as a share of its cost at first output"
+    )
     heterogeneity: float = _f(0.2, 0.0, 2.0, "lognormal sigma of firm costs")
     substitution_rate_per_month: float = _f(0.01, 0.0, 0.2, "max intensity cut per month")
     substitution_price_trigger: float = _f(1.8, 1.0, 100.0, "price multiple that starts R&D")
@@ -165,8 +171,18 @@ class CountryParams:
     permit_months: int = _f(24, 0, 240, "months")
     mine_build_months: int = _f(0, 0, 240, "months to build a mine here; 0 = the default")
     must_run_share: float = _f(0.0, 0.0, 1.0, "run-rate floor of state-backed mines")
+    state_capacity_headroom: float = _f(
+        -1.0,
+        -1.0,
+        1.0,
+        "state-backed mines expand to the production quota times 1 + this; -1 = off",
+    )
+    state_expansion_months: int = _f(12, 1, 240, "months from decision to output, state expansions")
     demand_t_per_year: dict = _f(_goods(0.0, 0.0, 0.0), 0.0, 1e7, "t REO/yr end use", keys=GOODS)
     demand_growth_per_year: float = _f(0.04, -0.5, 1.0, "share per year")
+    demand_growth_offset_per_year: dict = _f(
+        _goods(0.0, 0.0, 0.0), -0.5, 0.5, "added to demand_growth_per_year, per group", keys=GOODS
+    )
     magnet_share: dict = _f(
         {"ndpr": 0.8, "heavy": 0.9}, 0.0, 1.0, "share of use in magnets", keys=("ndpr", "heavy")
     )
