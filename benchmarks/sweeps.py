@@ -97,14 +97,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_cluster(workers: int) -> tuple[str, list[subprocess.Popen], float]:
-    """``dask scheduler`` and ``dask worker`` as separate processes; returns when ready."""
+def _start_cluster(workers: int, lean: bool = False) -> tuple[str, list[subprocess.Popen], float]:
+    """``dask scheduler`` and ``dask worker`` as separate processes; returns when ready.
+
+    ``lean`` starts both with the shipped sweep settings (``DASK_CONFIG`` set to
+    :data:`experiments.sweep.DASK_CONFIG_DIR`), as docs/SWEEPS.md advises; otherwise with
+    Dask's defaults (any ``DASK_CONFIG`` of the caller removed).
+    """
     from distributed import Client
+
+    from experiments.sweep import DASK_CONFIG_DIR
 
     dask = str(Path(sys.executable).parent / "dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    env = {k: v for k, v in os.environ.items() if k != "DASK_CONFIG"}
+    if lean:
+        env["DASK_CONFIG"] = str(DASK_CONFIG_DIR)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     t0 = time.perf_counter()
     procs = [
         subprocess.Popen(
@@ -123,6 +133,22 @@ def _start_cluster(workers: int) -> tuple[str, list[subprocess.Popen], float]:
         client.wait_for_workers(workers, timeout=120)
         client.run(lambda: __import__("experiments.runner"))  # warm imports, as a pool does
     return address, procs, time.perf_counter() - t0
+
+
+def _cluster_cpu(procs: list[subprocess.Popen]) -> float:
+    """CPU seconds used so far by the cluster's processes and their children (nannies' workers)."""
+    import psutil
+
+    total = 0.0
+    for p in procs:
+        try:
+            root = psutil.Process(p.pid)
+            for q in [root, *root.children(recursive=True)]:
+                t = q.cpu_times()
+                total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -158,19 +184,23 @@ def throughput(runs: int = 160, months: int = 36, repeats: int = 1) -> dict:
             THROUGHPUT_SWEEP.format(months=months, replicates=replicates, samples=samples), tmp
         )
         n = out["runs"]
-        names = ("local_1", "pool_1", "local_2", "dask_2")
+        names = ("local_1", "pool_1", "local_2", "dask_2", "dask_2_lean")
         walls: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
+        cluster_cpu: dict[str, list[tuple[float, float]]] = {"dask_2": [], "dask_2_lean": []}
         starts = []
         for k in range(repeats):  # interleaved, so that a change of load hits every back end
             walls["local_1"].append(_timed(sw, tmp / f"l1-{k}", workers=1))
             walls["pool_1"].append(_timed(sw, tmp / f"p1-{k}", workers=1, pool=True))
             walls["local_2"].append(_timed(sw, tmp / f"l2-{k}", workers=2))
-            address, procs, start = _start_cluster(2)
-            starts.append(start)
-            try:
-                walls["dask_2"].append(_timed(sw, tmp / f"d2-{k}", scheduler=address))
-            finally:
-                _stop(procs)
+            for name in ("dask_2", "dask_2_lean"):
+                address, procs, start = _start_cluster(2, lean=name == "dask_2_lean")
+                starts.append(start)
+                try:
+                    before = _cluster_cpu(procs)
+                    walls[name].append(_timed(sw, tmp / f"{name}-{k}", scheduler=address))
+                    cluster_cpu[name].append((walls[name][-1][0], _cluster_cpu(procs) - before))
+                finally:
+                    _stop(procs)
         out["dask_cluster_start_seconds"] = min(starts)
         out["all_seconds"] = {k: [round(w, 2) for w, _ in ws] for k, ws in walls.items()}
         for name, ws in walls.items():
@@ -178,10 +208,15 @@ def throughput(runs: int = 160, months: int = 36, repeats: int = 1) -> dict:
             out[f"{name}_seconds"] = best
             out[f"{name}_runs_per_second"] = n / best
             out[f"{name}_parent_cpu_seconds"] = parent_cpu
+        for name, cs in cluster_cpu.items():  # the cluster's CPU in the fastest repeat
+            out[f"{name}_cluster_cpu_seconds"] = min(cs)[1]
         out["speedup_2_workers"] = out["local_1_seconds"] / out["local_2_seconds"]
         out["speedup_2_workers_vs_pool_1"] = out["pool_1_seconds"] / out["local_2_seconds"]
         out["parallel_efficiency_2_workers"] = out["speedup_2_workers"] / 2
         out["dask_overhead_vs_local_2"] = out["dask_2_seconds"] / out["local_2_seconds"] - 1
+        out["dask_lean_overhead_vs_local_2"] = (
+            out["dask_2_lean_seconds"] / out["local_2_seconds"] - 1
+        )
         out["load_average_after"] = os.getloadavg()[0]
     return out
 
@@ -310,11 +345,15 @@ def report(res: dict) -> str:
         f"efficiency {t['parallel_efficiency_2_workers']:.0%} "
         f"({t['speedup_2_workers_vs_pool_1']:.2f}x the pool of 1)",
         f"  Dask, 2 workers  {rate('dask_2')}  {t['dask_overhead_vs_local_2']:+.1%} time vs 2 "
-        f"local workers (cluster start {t['dask_cluster_start_seconds']:.1f} s, not included)",
+        f"local workers (cluster start {t['dask_cluster_start_seconds']:.1f} s, not included; "
+        f"cluster CPU {t['dask_2_cluster_cpu_seconds']:.1f} s)",
+        f"  Dask, lean cfg   {rate('dask_2_lean')}  {t['dask_lean_overhead_vs_local_2']:+.1%} time "
+        f"vs 2 local workers (DASK_CONFIG=experiments.sweep.DASK_CONFIG_DIR; cluster CPU "
+        f"{t['dask_2_lean_cluster_cpu_seconds']:.1f} s)",
         f"  parent CPU seconds: {t['local_1_parent_cpu_seconds']:.1f} (1, in process), "
         f"{t['pool_1_parent_cpu_seconds']:.1f} (pool of 1), "
         f"{t['local_2_parent_cpu_seconds']:.1f} (2 local), {t['dask_2_parent_cpu_seconds']:.1f} "
-        "(Dask)",
+        f"(Dask), {t['dask_2_lean_parent_cpu_seconds']:.1f} (Dask, lean)",
         f"  load average before {t['load_average_before']:.2f}, "
         f"after {t['load_average_after']:.2f}",
     ]

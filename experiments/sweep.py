@@ -664,6 +664,10 @@ def _local(tasks: list[Task], workers: int) -> Iterator[dict]:
                 yield from fut.result()
 
 
+DASK_CONFIG_DIR = SWEEPS_DIR / "cluster" / "dask-config"
+"""Dask settings for sweeps (less frequent housekeeping); point ``DASK_CONFIG`` here."""
+
+
 def _connect(address: str):
     """A Dask client on an existing scheduler, or a one-line error."""
     try:

@@ -103,12 +103,18 @@ def _wait_for_port(port: int, seconds: float = 30.0) -> None:
     raise RuntimeError(f"nothing listening on port {port}")
 
 
-def test_dask_scheduler_and_worker_give_the_same_rows_as_local(reference, tmp_path):
+@pytest.mark.parametrize("settings", ["dask defaults", "shipped sweep settings"])
+def test_dask_scheduler_and_worker_give_the_same_rows_as_local(reference, tmp_path, settings):
+    from experiments.sweep import DASK_CONFIG_DIR
+
     path, _, expected = reference
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask = str(Path(sys.executable).parent / "dask")
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    env = {k: v for k, v in os.environ.items() if k != "DASK_CONFIG"}
+    if settings == "shipped sweep settings":
+        env["DASK_CONFIG"] = str(DASK_CONFIG_DIR)
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": env}
     sched = subprocess.Popen(
         [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
         **quiet,
@@ -123,6 +129,11 @@ def test_dask_scheduler_and_worker_give_the_same_rows_as_local(reference, tmp_pa
         out = tmp_path / "dask"
         assert main(["sweep", str(path), "--out", str(out), "--scheduler", address]) == 0
         pd.testing.assert_frame_equal(results(out), expected)
+        from distributed import Client
+
+        with Client(address, timeout="30s") as client:  # the worker read the settings file
+            profiling = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
+        assert list(profiling.values()) == [settings == "dask defaults"]
     finally:
         for p in (worker, sched):
             if p is not None:

@@ -12,11 +12,15 @@ each running one single-threaded Dask worker per core (the model is CPU-bound Py
 the sweep on them as ``lanthanide sweep --scheduler`` would (results stream into
 ``OUT/results/``), merges the parts into ``OUT/results.parquet`` and releases the jobs.
 ``--resume`` continues an interrupted sweep; ``--dry-run`` prints the job script and exits.
+The scheduler and the job scripts use the shipped sweep settings for Dask
+(``experiments.sweep.DASK_CONFIG_DIR``: less frequent housekeeping, no stack sampling; see
+docs/SWEEPS.md), unless ``--dask-defaults`` is given or ``DASK_CONFIG`` is already set.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -35,11 +39,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prologue", action="append", default=[], help="shell line run first")
     p.add_argument("--resume", action="store_true", help="skip runs already recorded")
     p.add_argument("--dry-run", action="store_true", help="print the job script and exit")
+    p.add_argument(
+        "--dask-defaults", action="store_true", help="keep Dask's own housekeeping settings"
+    )
     args = p.parse_args(argv)
 
-    from dask_jobqueue import PBSCluster, SLURMCluster
+    from experiments.sweep import DASK_CONFIG_DIR, collect, load_sweep, run_sweep
 
-    from experiments.sweep import collect, load_sweep, run_sweep
+    prologue = list(args.prologue)
+    if not args.dask_defaults and "DASK_CONFIG" not in os.environ:
+        os.environ["DASK_CONFIG"] = str(DASK_CONFIG_DIR)  # read below, when Dask is imported
+        prologue.append(f"export DASK_CONFIG={DASK_CONFIG_DIR}")
+
+    from dask_jobqueue import PBSCluster, SLURMCluster
 
     sweep = load_sweep(args.sweep)  # a bad sweep file fails here, before any job is queued
     kind = SLURMCluster if args.system == "slurm" else PBSCluster
@@ -50,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         walltime=args.walltime,
         queue=args.queue,
         account=args.account,
-        job_script_prologue=args.prologue,
+        job_script_prologue=prologue,
     )
     try:
         if args.dry_run:
