@@ -25,9 +25,11 @@ class VegaChart(v.VuetifyTemplate):
     """
 
     template_file = str(Path(__file__).with_name("vega_chart.vue"))
-    spec = traitlets.Dict().tag(sync=True)
-    full = traitlets.Dict().tag(sync=True)
-    chunk = traitlets.Dict().tag(sync=True)
+    # Python owns these: what the page sends back is not echoed to it again (an echo arrives as
+    # a new chunk and would be drawn again).
+    spec = traitlets.Dict().tag(sync=True, echo_update=False)
+    full = traitlets.Dict().tag(sync=True, echo_update=False)
+    chunk = traitlets.Dict().tag(sync=True, echo_update=False)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
