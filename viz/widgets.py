@@ -22,6 +22,9 @@ class VegaChart(v.VuetifyTemplate):
         full: ``{"epoch", "rows", "stamp"}``: the whole table (sent on a new epoch or resync).
         chunk: ``{"epoch", "start", "rows", "stamp", "replace"}``: rows added since the last
             chunk (``replace``: the rows are the whole table).
+
+    ``on_drawn(stamp)`` (not synced) is called when the page has drawn the table up to
+    ``stamp``; the explorer's play loop waits for it, so that playing never outruns the page.
     """
 
     template_file = str(Path(__file__).with_name("vega_chart.vue"))
@@ -30,6 +33,7 @@ class VegaChart(v.VuetifyTemplate):
     spec = traitlets.Dict().tag(sync=True, echo_update=False)
     full = traitlets.Dict().tag(sync=True, echo_update=False)
     chunk = traitlets.Dict().tag(sync=True, echo_update=False)
+    on_drawn = traitlets.Callable(None, allow_none=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -64,6 +68,11 @@ class VegaChart(v.VuetifyTemplate):
             return
         start, self._sent = self._sent, len(rows)
         self.chunk = {"epoch": epoch, "start": start, "rows": rows[start:], "stamp": stamp}
+
+    def vue_drawn(self, stamp, *_args) -> None:
+        """Called by the page once Vega has drawn the rows up to ``stamp``."""
+        if self.on_drawn is not None:
+            self.on_drawn(str(stamp or ""))
 
     def vue_resync(self, *_args) -> None:
         """The browser missed a chunk: send the whole table again."""
