@@ -437,8 +437,11 @@ CAPACITY_STAGES = {"mining": "concentrate", "separation": "oxide", "magnets": "m
 
 
 @solara.component
-def ViewCard(session: Session, name: str, tick: int):
-    """One live chart, with its stage or good choice where it has one."""
+def ViewCard(session: Session, name: str, tick: int, playing: bool = False):
+    """One live chart, with its stage or good choice where it has one.
+
+    While ``playing``, the chart reports each month it has drawn (the play loop waits for it).
+    """
     views = session.views
     spec = solara.use_memo(lambda: views.spec(name), [views.options.get(name)])
     with solara.Card(margin=0, elevation=1, classes=["lanthanide-view", f"lanthanide-view-{name}"]):
@@ -462,7 +465,7 @@ def ViewCard(session: Session, name: str, tick: int):
             table.version,
             views.stamp,
             replace=name in REPLACED,
-            on_drawn=views.reporters[name],
+            on_drawn=views.reporters[name] if playing else None,
         )
 
 
@@ -562,7 +565,7 @@ def Dashboard(session: Session):
         CountryLegend()
         with solara.Div(classes=["lanthanide-grid"]):
             for name in ("prices", "share", "dependence", "stocks", "capacity", "lost", "flows"):
-                ViewCard(session, name, tick)
+                ViewCard(session, name, tick, session.playing.value)
             pair = session.pair
             Timeline(session, len(pair.models["scenario"].policy.log) if pair else 0, run_id)
         _heading("Export the current run (the months so far)")

@@ -25,6 +25,7 @@ class VegaChart(v.VuetifyTemplate):
 
     ``on_drawn(stamp)`` (not synced) is called when the page has drawn the table up to
     ``stamp``; the explorer's play loop waits for it, so that playing never outruns the page.
+    The page reports only while ``on_drawn`` is set (each report is a message to the server).
     """
 
     template_file = str(Path(__file__).with_name("vega_chart.vue"))
@@ -53,21 +54,34 @@ class VegaChart(v.VuetifyTemplate):
             replace: the rows replace the table (a view of one month, such as trade flows).
         """
         self._stamp = stamp
+        ack = self.on_drawn is not None  # the page reports back only when someone listens
         if epoch != self._epoch:
             self._epoch, self._rows, self._sent = epoch, rows, len(rows)
-            self.full = {"epoch": epoch, "rows": list(rows), "stamp": stamp}
+            self.full = {"epoch": epoch, "rows": list(rows), "stamp": stamp, "ack": ack}
             return
         self._rows = rows
         if replace:
             self._sent = len(rows)
-            self.chunk = {"epoch": epoch, "replace": True, "rows": list(rows), "stamp": stamp}
+            self.chunk = {
+                "epoch": epoch,
+                "replace": True,
+                "rows": list(rows),
+                "stamp": stamp,
+                "ack": ack,
+            }
             return
         if len(rows) < self._sent:  # shorter: treat as a new table
             self._sent = len(rows)
-            self.full = {"epoch": epoch, "rows": list(rows), "stamp": stamp}
+            self.full = {"epoch": epoch, "rows": list(rows), "stamp": stamp, "ack": ack}
             return
         start, self._sent = self._sent, len(rows)
-        self.chunk = {"epoch": epoch, "start": start, "rows": rows[start:], "stamp": stamp}
+        self.chunk = {
+            "epoch": epoch,
+            "start": start,
+            "rows": rows[start:],
+            "stamp": stamp,
+            "ack": ack,
+        }
 
     def vue_drawn(self, stamp, *_args) -> None:
         """Called by the page once Vega has drawn the rows up to ``stamp``."""
@@ -81,6 +95,7 @@ class VegaChart(v.VuetifyTemplate):
             "epoch": self._epoch,
             "rows": list(self._rows),
             "stamp": self._stamp,
+            "ack": self.on_drawn is not None,
             "resync": self.full.get("resync", 0) + 1,
         }
 
