@@ -160,6 +160,25 @@ def test_page_loads_offline_and_step_advances_the_charts(explorer):
     assert "Could not load URL" not in log, log[-2000:]
 
 
+def test_the_page_never_sends_chart_data_back(explorer):
+    """Vega changes the rows it draws; the page must not sync them back to the server.
+
+    (It did: each changed trade-flow table went to the server, was echoed back as a new table,
+    drawn, changed again, and so on, for as long as the page was open.)
+    """
+    e = explorer
+    sent: list[str] = []
+    e.page.on("websocket", lambda ws: ws.on("framesent", lambda f: sent.append(str(f))))
+    e.page.reload()
+    e.page.get_by_role("button", name="Step").wait_for(timeout=60_000)
+    e.wait_charts("")
+    e.step("2025-01")
+    e.step("2025-02")
+    e.page.wait_for_timeout(1500)  # time for a loop, had there been one
+    back = [f for f in sent if '"chunk"' in f or '"full"' in f]
+    assert sent and not back, back[:2]
+
+
 def test_a_lever_change_and_reset_change_the_outcome(explorer):
     e = explorer
     for stamp in ("2025-01", "2025-02", "2025-03"):

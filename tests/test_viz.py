@@ -137,7 +137,7 @@ def test_chart_widget_sends_only_new_rows():
     w = VegaChart(spec=charts.share_spec())
     rows = [{"value": 1}]
     w.show(rows, epoch=1, stamp="2025-01")
-    assert w.full == {"epoch": 1, "rows": [{"value": 1}], "stamp": "2025-01"}
+    assert w.full == {"epoch": 1, "rows": [{"value": 1}], "stamp": "2025-01", "ack": False}
     rows += [{"value": 2}, {"value": 3}]
     w.show(rows, epoch=1, stamp="2025-02")
     assert w.chunk["start"] == 1 and w.chunk["rows"] == [{"value": 2}, {"value": 3}]
@@ -147,6 +147,23 @@ def test_chart_widget_sends_only_new_rows():
     assert w.chunk["replace"] and w.chunk["rows"] == [{"value": 5}]
     w.vue_resync()
     assert w.full["rows"] == [{"value": 5}]
+
+
+def test_charts_report_what_the_page_drew_while_someone_listens():
+    views = LiveViews()
+    w = VegaChart(spec=charts.share_spec(), on_drawn=views.reporters["share"])
+    w.show([{"value": 1}], epoch=1, stamp="2025-01")
+    assert w.full["ack"]  # the page is asked to report
+    views.stamp = "2025-01"
+    assert not views.wait_drawn("2025-01", timeout=0.05)  # nothing drawn yet: gives up
+    w.vue_drawn("2025-01")
+    assert views.drawn["share"] == "2025-01"
+    for name in charts.VIEWS:
+        views.reporters[name]("2025-02")
+    assert views.wait_drawn("2025-01", timeout=5)  # a later month counts too
+    w.on_drawn = None
+    w.show([{"value": 1}, {"value": 2}], epoch=1, stamp="2025-02")
+    assert not w.chunk["ack"]
 
 
 def test_leverage_meter_reads_the_summary(stepped):

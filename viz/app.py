@@ -39,6 +39,7 @@ from viz.session import RunPair
 DEFAULT_SCENARIO = "default"
 SUMMARY_EVERY_MONTHS = 12  # while playing, the leverage meter is refreshed this often
 SUMMARY_IDLE_SECONDS = 0.4  # after Step clicks, the meter waits for this pause
+PAGE_WAIT_SECONDS = 1.0  # while playing, the longest wait for the page to draw a month
 SPEEDS = {"1/s": 1.0, "2/s": 2.0, "5/s": 5.0, "10/s": 10.0, "max": 100.0}  # months per second
 UPLOAD_PREFIX = "upload: "
 
@@ -222,12 +223,20 @@ class Session:
             self.tick.value += 1
 
     def play_loop(self) -> None:
-        """Step until paused or at the horizon, at the chosen speed."""
+        """Step until paused or at the horizon, at the chosen speed.
+
+        A month is made while the page draws the one before, and the next waits until the page
+        has drawn that one (at most ``PAGE_WAIT_SECONDS``), so that playing never outruns the
+        page: on a slow machine "max" becomes the page's own pace, and the page stays
+        responsive (Pause acts at once).
+        """
         while self.playing.value:
             t0 = time.perf_counter()
+            shown = self.views.stamp  # the month the page is drawing while the next one is made
             if not self.step():
                 self.playing.value = False
                 break
+            self.views.wait_drawn(shown, PAGE_WAIT_SECONDS)
             wait = 1.0 / SPEEDS.get(self.speed.value, 5.0) - (time.perf_counter() - t0)
             if wait > 0:
                 time.sleep(wait)
@@ -428,8 +437,11 @@ CAPACITY_STAGES = {"mining": "concentrate", "separation": "oxide", "magnets": "m
 
 
 @solara.component
-def ViewCard(session: Session, name: str, tick: int):
-    """One live chart, with its stage or good choice where it has one."""
+def ViewCard(session: Session, name: str, tick: int, playing: bool = False):
+    """One live chart, with its stage or good choice where it has one.
+
+    While ``playing``, the chart reports each month it has drawn (the play loop waits for it).
+    """
     views = session.views
     spec = solara.use_memo(lambda: views.spec(name), [views.options.get(name)])
     with solara.Card(margin=0, elevation=1, classes=["lanthanide-view", f"lanthanide-view-{name}"]):
@@ -447,7 +459,14 @@ def ViewCard(session: Session, name: str, tick: int):
                 dense=True,
             )
         table = views.tables[name]
-        LiveChart(spec, table, table.version, views.stamp, replace=name in REPLACED)
+        LiveChart(
+            spec,
+            table,
+            table.version,
+            views.stamp,
+            replace=name in REPLACED,
+            on_drawn=views.reporters[name] if playing else None,
+        )
 
 
 @solara.component
@@ -546,7 +565,7 @@ def Dashboard(session: Session):
         CountryLegend()
         with solara.Div(classes=["lanthanide-grid"]):
             for name in ("prices", "share", "dependence", "stocks", "capacity", "lost", "flows"):
-                ViewCard(session, name, tick)
+                ViewCard(session, name, tick, session.playing.value)
             pair = session.pair
             Timeline(session, len(pair.models["scenario"].policy.log) if pair else 0, run_id)
         _heading("Export the current run (the months so far)")

@@ -58,7 +58,14 @@ class Table:
 
 
 @solara.component
-def LiveChart(spec: dict, table: Table, version=None, stamp: str = "", replace: bool = False):
+def LiveChart(
+    spec: dict,
+    table: Table,
+    version=None,
+    stamp: str = "",
+    replace: bool = False,
+    on_drawn: Callable[[str], None] | None = None,
+):
     """A Vega-Lite chart of a table that grows: only rows the browser lacks are sent.
 
     Args:
@@ -67,8 +74,9 @@ def LiveChart(spec: dict, table: Table, version=None, stamp: str = "", replace: 
         version: pass ``table.version`` (so that the component redraws when rows are added).
         stamp: what the rows now cover (the last month), shown on the element as ``data-stamp``.
         replace: the table is replaced each time (a one-month view such as trade flows).
+        on_drawn: called with the stamp the page has drawn (pass the same function each time).
     """
-    el = VegaChart.element(spec=spec)
+    el = VegaChart.element(spec=spec, on_drawn=on_drawn)
 
     def push():
         solara.get_widget(el).show(table.rows, table.epoch, stamp, replace)

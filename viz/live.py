@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pandas as pd
 
 from viz.charts import VIEW_OPTIONS, VIEWS, Columns
@@ -23,6 +26,33 @@ class LiveViews:
         self.options = {**DEFAULT_OPTIONS, **(options or {})}
         self.tables: dict[str, Table] = {name: Table() for name in VIEWS}
         self.stamp = ""
+        self.drawn: dict[str, str] = {}  # view -> the month the page last drew
+        self._drawn_changed = threading.Condition()
+        self.reporters = {name: self._reporter(name) for name in VIEWS}
+
+    def _reporter(self, name: str):
+        def report(stamp: str) -> None:
+            with self._drawn_changed:
+                self.drawn[name] = stamp
+                self._drawn_changed.notify_all()
+
+        return report
+
+    def wait_drawn(self, stamp: str, timeout: float) -> bool:
+        """Wait until the page has drawn every view up to month ``stamp`` or later.
+
+        The page reports each chart it has drawn (``reporters[view]``, passed to the chart).
+        Waits at most ``timeout`` seconds and returns False then (a page that reports nothing,
+        such as a render test, or a closed tab: the caller goes on).
+        """
+        deadline = time.monotonic() + timeout
+        with self._drawn_changed:
+            while any(self.drawn.get(name, "") < stamp for name in VIEWS):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._drawn_changed.wait(left)
+        return True
 
     @property
     def rows(self) -> dict[str, list[dict]]:

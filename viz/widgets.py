@@ -22,12 +22,19 @@ class VegaChart(v.VuetifyTemplate):
         full: ``{"epoch", "rows", "stamp"}``: the whole table (sent on a new epoch or resync).
         chunk: ``{"epoch", "start", "rows", "stamp", "replace"}``: rows added since the last
             chunk (``replace``: the rows are the whole table).
+
+    ``on_drawn(stamp)`` (not synced) is called when the page has drawn the table up to
+    ``stamp``; the explorer's play loop waits for it, so that playing never outruns the page.
+    The page reports only while ``on_drawn`` is set (each report is a message to the server).
     """
 
     template_file = str(Path(__file__).with_name("vega_chart.vue"))
-    spec = traitlets.Dict().tag(sync=True)
-    full = traitlets.Dict().tag(sync=True)
-    chunk = traitlets.Dict().tag(sync=True)
+    # Python owns these: what the page sends back is not echoed to it again (an echo arrives as
+    # a new chunk and would be drawn again).
+    spec = traitlets.Dict().tag(sync=True, echo_update=False)
+    full = traitlets.Dict().tag(sync=True, echo_update=False)
+    chunk = traitlets.Dict().tag(sync=True, echo_update=False)
+    on_drawn = traitlets.Callable(None, allow_none=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -47,21 +54,39 @@ class VegaChart(v.VuetifyTemplate):
             replace: the rows replace the table (a view of one month, such as trade flows).
         """
         self._stamp = stamp
+        ack = self.on_drawn is not None  # the page reports back only when someone listens
         if epoch != self._epoch:
             self._epoch, self._rows, self._sent = epoch, rows, len(rows)
-            self.full = {"epoch": epoch, "rows": list(rows), "stamp": stamp}
+            self.full = {"epoch": epoch, "rows": list(rows), "stamp": stamp, "ack": ack}
             return
         self._rows = rows
         if replace:
             self._sent = len(rows)
-            self.chunk = {"epoch": epoch, "replace": True, "rows": list(rows), "stamp": stamp}
+            self.chunk = {
+                "epoch": epoch,
+                "replace": True,
+                "rows": list(rows),
+                "stamp": stamp,
+                "ack": ack,
+            }
             return
         if len(rows) < self._sent:  # shorter: treat as a new table
             self._sent = len(rows)
-            self.full = {"epoch": epoch, "rows": list(rows), "stamp": stamp}
+            self.full = {"epoch": epoch, "rows": list(rows), "stamp": stamp, "ack": ack}
             return
         start, self._sent = self._sent, len(rows)
-        self.chunk = {"epoch": epoch, "start": start, "rows": rows[start:], "stamp": stamp}
+        self.chunk = {
+            "epoch": epoch,
+            "start": start,
+            "rows": rows[start:],
+            "stamp": stamp,
+            "ack": ack,
+        }
+
+    def vue_drawn(self, stamp, *_args) -> None:
+        """Called by the page once Vega has drawn the rows up to ``stamp``."""
+        if self.on_drawn is not None:
+            self.on_drawn(str(stamp or ""))
 
     def vue_resync(self, *_args) -> None:
         """The browser missed a chunk: send the whole table again."""
@@ -70,6 +95,7 @@ class VegaChart(v.VuetifyTemplate):
             "epoch": self._epoch,
             "rows": list(self._rows),
             "stamp": self._stamp,
+            "ack": self.on_drawn is not None,
             "resync": self.full.get("resync", 0) + 1,
         }
 
