@@ -20,7 +20,7 @@ from pathlib import Path
 
 import mesa
 
-from abm.model import RareEarthModel
+from abm.model import RareEarthModel, one_blas_thread
 from abm.scenario import load_scenario
 from benchmarks.boltzmann import BoltzmannNoSpace
 from benchmarks.numpy_bound import make_firms, numpy_month
@@ -151,14 +151,18 @@ def boltzmann(n: int, steps: int, repeats: int = 3) -> dict:
 
 
 def numpy_lower_bound(n: int, months: int, repeats: int = 3) -> dict:
-    """Firm-months per second of :func:`benchmarks.numpy_bound.numpy_month` (arrays built first)."""
+    """Firm-months per second of :func:`benchmarks.numpy_bound.numpy_month` (arrays built first).
+
+    BLAS runs on one thread, as in the model's step.
+    """
     run_seconds = []
     for _ in range(repeats):
         firms, world = make_firms(n)
         gc.collect()
         t0 = time.perf_counter()
-        for _ in range(months):
-            numpy_month(firms, world)
+        with one_blas_thread():  # as the model runs (see abm.model.one_blas_thread)
+            for _ in range(months):
+                numpy_month(firms, world)
         run_seconds.append(time.perf_counter() - t0)
 
     def traced() -> None:
