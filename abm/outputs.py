@@ -18,6 +18,7 @@ from abm.constants import (
     I,
     S,
 )
+from abm.market import stacked
 from abm.recorder import Recorder
 
 _CTRY = np.arange(C)
@@ -76,9 +77,9 @@ def record_month(model, rec: Recorder, month: int) -> None:
     # production, exports, imports by country x item
     dims = _DIMS_CI
     rec.add(month, "production_t", flows.production.ravel(), **dims)
-    trade = np.array([cl.flows for cl in cls])  # (I, C, C), domestic sales set to 0 below
+    trade = stacked(cls, "flows").copy()  # (I, C, C), domestic sales set to 0 below
     trade[:, _CTRY, _CTRY] = 0.0
-    leaked = np.array([cl.leaked for cl in cls])
+    leaked = stacked(cls, "leaked")
     exports = np.ascontiguousarray(trade.sum(axis=2).T)  # (C, I)
     imports = np.ascontiguousarray(trade.sum(axis=1).T)
     rec.add(month, "exports_t", exports.ravel(), **dims)
