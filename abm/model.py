@@ -98,15 +98,29 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def one_blas_thread():
+class one_blas_thread:  # noqa: N801 (used like a function: ``with one_blas_thread():``)
     """A context in which BLAS runs on one thread (the user's setting is restored after).
 
     The per-firm matrix products have a tiny inner dimension (8 items, 3 groups): split over
     threads they gain nothing, and on a busy machine the second thread waits for a core while
     the first spins (at 100,000 firms a month took 3 times the CPU time with OpenBLAS's default
-    of one thread per core). One thread gives the same results bit for bit.
+    of one thread per core). One thread gives the same results bit for bit. Entering costs a
+    few microseconds (threadpoolctl's own ``limit`` context takes about 15 us).
     """
-    return _blas().limit(limits=1, user_api="blas")
+
+    def __enter__(self) -> one_blas_thread:
+        self._saved = []
+        for lib in _blas().lib_controllers:
+            if lib.user_api == "blas":
+                n = lib.num_threads
+                if n != 1:
+                    lib.set_num_threads(1)
+                    self._saved.append((lib, n))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for lib, n in self._saved:
+            lib.set_num_threads(n)
 
 
 class _Rows:
@@ -1278,7 +1292,7 @@ class RareEarthModel(mesa.Model):
         # consumption and lost output: each input serves its own product lines, so a shortfall
         # of one input stops the output that depends on it (its REO content times value per kg)
         need = orders["need"]  # (M, I) manufacturers
-        if (f.stock[mf] < -1e-6).any():  # buyers cannot hold less than nothing
+        if f.stock[mf].min(initial=0.0) < -1e-6:  # buyers cannot hold less than nothing
             r = int(np.argmin(f.stock[mf].min(axis=1)))
             raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
         use = np.minimum(f.stock[mf], need)
@@ -1489,8 +1503,13 @@ class RareEarthModel(mesa.Model):
                 * fb.risk_shock
             )  # (buyer country, exporter)
             np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
-            shock = np.take(by_c, self._c_all, axis=0) * self._risk_buyer[:, None]
-            f.risk += shock * (1.0 - f.risk)
+            # risk += shock * (1 - risk), with shock 0 for sellers (miners); manufacturers are
+            # all buyers, so only the producers' rows need the mask (x * 1.0 == x exactly)
+            shock = np.take(by_c, self._c_all, axis=0)
+            shock[self.producers] *= self._risk_buyer[self.producers, None]
+            rest = np.subtract(1.0, f.risk)
+            rest *= shock
+            f.risk += rest
         # expectations, losses, idling, restarts, bankruptcy
         self._refresh_expectations()
         producing = f.active & ~f.idle & self._is_producer & (f.capacity > 0)
