@@ -1256,22 +1256,28 @@ class RareEarthModel(mesa.Model):
         f.cash -= pay_n
         manuf_paid = pay_n[mf]
         self.fill = fill
+        # which items have releases, purchases or export tax this month (adding zeros is exact)
+        rel_any = orders["release"].any(axis=0)
+        buy_any = orders["buy"].any(axis=0)
+        tax_any = stacked(cls, "tax_got").any(axis=1)
         for i, cl in enumerate(cls):
             g = ITEM_GOOD[i]
-            rel = orders["release"][:, i]
-            if rel.any():  # state stockpile releases share the pool
+            if rel_any[i]:  # state stockpile releases share the pool
+                rel = orders["release"][:, i]
                 sold_rel = frac[:, i] * rel
                 income = sold_rel * per_t[:, i]
                 # the income is the owners' (a joint stockpile may sell in a partner's market)
                 revenue += self._charge_release(orders, g, sold_rel, income)
-            buy = orders["buy"][:, i]
-            for st_i in np.flatnonzero(buy):  # state stockpile purchases
-                q = buy[st_i] * fill[st_i, i]
-                self.states[st_i].stockpile_t[g] += q
-                self.states[st_i].budget_usd -= q * cost_t[st_i, i]
-            for x in np.flatnonzero(cl.tax_got):
-                self.states[x].budget_usd += cl.tax_got[x]
-            revenue += cl.tax_got
+            if buy_any[i]:
+                buy = orders["buy"][:, i]
+                for st_i in np.flatnonzero(buy):  # state stockpile purchases
+                    q = buy[st_i] * fill[st_i, i]
+                    self.states[st_i].stockpile_t[g] += q
+                    self.states[st_i].budget_usd -= q * cost_t[st_i, i]
+            if tax_any[i]:
+                for x in np.flatnonzero(cl.tax_got):
+                    self.states[x].budget_usd += cl.tax_got[x]
+                revenue += cl.tax_got
             self.external_out += cl.freight
         # price floors on one oxide: the state tops up the seller's realised price
         for r in np.flatnonzero(f.price_floor[pr] > 0):
@@ -1592,13 +1598,17 @@ class RareEarthModel(mesa.Model):
         The scenario's ``industry_output_usd_per_year`` when set; otherwise its rare-earth use at
         the start (t REO) times the sector-weighted value at risk per kg.
         """
-        cp = self.scenario.countries[c]
-        if cp.industry_output_usd_per_year > 0:
-            return cp.industry_output_usd_per_year
-        reo = float((self.use_c[c] @ self.reo_per_item).sum())
-        value = sum(cp.sector_shares[s] * cp.value_at_risk_usd_per_kg[s] for s in SECTORS)
-        value /= max(sum(cp.sector_shares.values()), 1e-9)
-        return reo * KG_PER_T * value
+        cache = self.__dict__.setdefault("_industry_output", {})  # fixed for the run
+        if c not in cache:
+            cp = self.scenario.countries[c]
+            if cp.industry_output_usd_per_year > 0:
+                cache[c] = cp.industry_output_usd_per_year
+            else:
+                reo = float((self.use_c[c] @ self.reo_per_item).sum())
+                value = sum(cp.sector_shares[s] * cp.value_at_risk_usd_per_kg[s] for s in SECTORS)
+                value /= max(sum(cp.sector_shares.values()), 1e-9)
+                cache[c] = reo * KG_PER_T * value
+        return cache[c]
 
     def pain(self, c: int, coercer: int | None = None) -> float:
         """Lost output over the last three months as a share of the country's RE-using output.

@@ -48,13 +48,14 @@ _CS_DIMS = {"country": _GRID_CS[0].ravel(), "stage": _GRID_CS[1].ravel()}
 
 def world_price(model, clearings) -> np.ndarray:
     """(I,) tonnage-weighted price outside China (buyers' local prices, weighted by purchases)."""
-    out = np.empty(I)
-    for i, cl in enumerate(clearings):
-        w = cl.bought.copy()
-        w[CHINA] = 0.0
-        p = model.price[i]
-        out[i] = (p * w).sum() / w.sum() if w.sum() > 0 else np.delete(p, CHINA).mean()
-    return out
+    # all items at once: each row sums its own 8 values, as the per-item sums did
+    w = stacked(clearings, "bought").copy()  # (I, C)
+    w[:, CHINA] = 0.0
+    p = model.price
+    num = (p * w).sum(axis=1)
+    den = w.sum(axis=1)
+    fallback = np.delete(p, CHINA, axis=1).mean(axis=1)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
 
 
 def record_month(model, rec: Recorder, month: int) -> None:
