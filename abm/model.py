@@ -645,14 +645,22 @@ class RareEarthModel(mesa.Model):
 
     def permit_months(self) -> np.ndarray:
         """(C,) months to permit a project in each country."""
-        out = np.array([cp.permit_months for cp in self.scenario.countries], dtype=float)
+        base = self.__dict__.get("_base_permit_months")
+        if base is None:  # the scenario's values are fixed for the run
+            base = np.array([cp.permit_months for cp in self.scenario.countries], dtype=float)
+            self._base_permit_months = base
+        out = base.copy()
         for m in self.policy.of_type("permitting"):
             out[COUNTRIES.index(m.params["country"])] = m.params["permit_months"]
         return out
 
     def stockpile_target_days(self) -> np.ndarray:
         """(C,) stockpile targets in days of use."""
-        out = np.array([cp.stockpile_target_days for cp in self.scenario.countries])
+        base = self.__dict__.get("_base_stockpile_days")
+        if base is None:  # the scenario's values are fixed for the run
+            base = np.array([cp.stockpile_target_days for cp in self.scenario.countries])
+            self._base_stockpile_days = base
+        out = base.copy()
         for m in self.policy.of_type("stockpile"):
             c = COUNTRIES.index(m.params["country"])
             out[c] = max(out[c], m.params["target_days"])
