@@ -88,6 +88,30 @@ class Clearing:
     quota_binding: np.ndarray  # (C,) True where the export quota stopped exports
 
 
+class Clearings(list):
+    """One :class:`Clearing` per item, and the same figures stacked over items.
+
+    ``stacked[name]`` is the (K, ...) array whose row ``i`` is item ``i``'s ``Clearing.name``
+    (the very array the items' fields are views of), so callers that want all items at once
+    need not stack them again. Replacing an item's clearing drops the stacked copy (callers then
+    stack the items' own fields).
+    """
+
+    stacked: dict | None = None
+
+    def __setitem__(self, key, value) -> None:
+        self.stacked = None
+        super().__setitem__(key, value)
+
+
+def stacked(clearings: list, name: str) -> np.ndarray:
+    """(K, ...) field ``name`` of every item's clearing (no copy when ``clearings`` has it)."""
+    st = getattr(clearings, "stacked", None)
+    if st is not None and name in st:
+        return st[name]
+    return np.array([getattr(cl, name) for cl in clearings])
+
+
 def clear_item(
     supply: np.ndarray,
     demand: np.ndarray,
@@ -278,7 +302,21 @@ def clear_items(
                 quota_binding=quota_binding[i],
             )
         )
-    return out_list
+    result = Clearings(out_list)
+    result.stacked = {
+        "flows": flows,
+        "leaked": leak,
+        "buyer_paid": buyer_paid,
+        "seller_got": seller_got,
+        "tax_got": tax_got,
+        "sold": sold,
+        "bought": bought,
+        "unmet": unmet,
+        "unsold": unsold,
+        "spare_exports": e_rem,
+        "quota_binding": quota_binding,
+    }
+    return result
 
 
 def excess_demand(

@@ -17,10 +17,12 @@ scheduling") line for line:
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass
 
 import mesa
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from abm.constants import (
     CHINA,
@@ -43,8 +45,10 @@ from abm.market import (
     KG_PER_T,
     Clearing,
     Contracts,
+    Rules,
     arbitrage_items,
     clear_items,
+    stacked,
 )
 from abm.policy import Dispute, Measure, PolicyState
 from abm.recorder import Recorder
@@ -85,6 +89,45 @@ STANDING = {
     "recycling_subsidy",
 }
 KIND_CODES = ("miner", "separator", "magnet_maker", "recycler")
+_NO_CONTRACTS = (Contracts.empty(), np.zeros(0, dtype=int))
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS libraries (found once: the scan takes a few ms)."""
+    return ThreadpoolController()
+
+
+class one_blas_thread:  # noqa: N801 (used like a function: ``with one_blas_thread():``)
+    """A context in which BLAS runs on one thread (the user's setting is restored after).
+
+    The per-firm matrix products have a tiny inner dimension (8 items, 3 groups): split over
+    threads they gain nothing, and on a busy machine the second thread waits for a core while
+    the first spins (at 100,000 firms a month took 3 times the CPU time with OpenBLAS's default
+    of one thread per core). One thread gives the same results bit for bit. Entering costs a
+    few microseconds (threadpoolctl's own ``limit`` context takes about 15 us).
+    """
+
+    def __enter__(self) -> one_blas_thread:
+        self._saved = []
+        for lib in _blas().lib_controllers:
+            if lib.user_api == "blas":
+                n = lib.num_threads
+                if n != 1:
+                    lib.set_num_threads(1)
+                    self._saved.append((lib, n))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for lib, n in self._saved:
+            lib.set_num_threads(n)
+
+
+class _Rows:
+    """A few per-firm arrays of one block of firms, by name (views, no copies)."""
+
+    def __init__(self, **arrays):
+        self.__dict__.update(arrays)
 
 
 class ConservationError(RuntimeError):
@@ -191,6 +234,18 @@ class RareEarthModel(mesa.Model):
         self._sell_mask = self._seller_mask()
         self._risk_buyer = (kinds != FirmKind.MINER).astype(float)
         self._must_run = np.array([cp.must_run_share for cp in scenario.countries])
+        # masks by kind, fixed for the run (a firm's kind and home country never change)
+        k_pr = kinds[: self.P]
+        self._pr_miner = k_pr == FirmKind.MINER
+        self._pr_sep = k_pr == FirmKind.SEPARATOR
+        self._pr_mag = k_pr == FirmKind.MAGNET_MAKER
+        self._pr_rec = k_pr == FirmKind.RECYCLER
+        self._pr_processing = self._pr_sep | self._pr_mag
+        self._pr_run_floor = self._must_run[self.firms.country[: self.P]] * self._pr_miner
+        self._is_producer = kinds != FirmKind.MANUFACTURER
+        self._is_recycler = kinds == FirmKind.RECYCLER
+        self._can_shut = (kinds == FirmKind.MINER) | self._is_recycler
+        self._must_run_n = (self._must_run[self.firms.country] > 0) & (kinds == FirmKind.MINER)
         self._mine_build = np.array([cp.mine_build_months for cp in scenario.countries])
         # fixed per-manufacturer quantities used by the reporters
         mf = self.makers
@@ -343,14 +398,15 @@ class RareEarthModel(mesa.Model):
 
     def step(self) -> None:
         """Advance one month."""
-        self._apply_scheduled_events()  # 1. scheduled events apply
-        self._states_decide()  # 2. states observe and choose policies
-        plan = self._plan_production()  # 3. producers set output and projects
-        orders = self._set_orders(plan)  # 4. manufacturers, processors, stockpiles order
-        market = self._clear_markets(orders)  # 5. markets clear; prices adjust
-        self._settle(plan, orders, market)  # 6. settlement: goods and money move
-        self._learn()  # 7. learning: risk, expectations, substitution, disputes
-        self._collect()  # 8. data collection
+        with one_blas_thread():
+            self._apply_scheduled_events()  # 1. scheduled events apply
+            self._states_decide()  # 2. states observe and choose policies
+            plan = self._plan_production()  # 3. producers set output and projects
+            orders = self._set_orders(plan)  # 4. manufacturers, processors, stockpiles order
+            market = self._clear_markets(orders)  # 5. markets clear; prices adjust
+            self._settle(plan, orders, market)  # 6. settlement: goods and money move
+            self._learn()  # 7. learning: risk, expectations, substitution, disputes
+            self._collect()  # 8. data collection
         self.month += 1
         if self.month >= self.horizon:
             self.running = False
@@ -582,7 +638,8 @@ class RareEarthModel(mesa.Model):
         if self._risk_cache[0] < 0:  # valid until risk changes (phase 7 marks it stale)
             f = self.firms
             cnt = self._risk_buyers_by_country
-            tot = self.by_country(f.risk * self._risk_buyer[:, None])
+            # miners' rows are 0 (their risk is never shocked): no need to mask them out
+            tot = self.by_country(f.risk)
             self._risk_cache = (self.month, tot / np.maximum(cnt, 1.0)[:, None])
         return self._risk_cache[1]
 
@@ -598,14 +655,22 @@ class RareEarthModel(mesa.Model):
 
     def permit_months(self) -> np.ndarray:
         """(C,) months to permit a project in each country."""
-        out = np.array([cp.permit_months for cp in self.scenario.countries], dtype=float)
+        base = self.__dict__.get("_base_permit_months")
+        if base is None:  # the scenario's values are fixed for the run
+            base = np.array([cp.permit_months for cp in self.scenario.countries], dtype=float)
+            self._base_permit_months = base
+        out = base.copy()
         for m in self.policy.of_type("permitting"):
             out[COUNTRIES.index(m.params["country"])] = m.params["permit_months"]
         return out
 
     def stockpile_target_days(self) -> np.ndarray:
         """(C,) stockpile targets in days of use."""
-        out = np.array([cp.stockpile_target_days for cp in self.scenario.countries])
+        base = self.__dict__.get("_base_stockpile_days")
+        if base is None:  # the scenario's values are fixed for the run
+            base = np.array([cp.stockpile_target_days for cp in self.scenario.countries])
+            self._base_stockpile_days = base
+        out = base.copy()
         for m in self.policy.of_type("stockpile"):
             c = COUNTRIES.index(m.params["country"])
             out[c] = max(out[c], m.params["target_days"])
@@ -669,7 +734,6 @@ class RareEarthModel(mesa.Model):
             fresh = done & (f.exp_sales.sum(axis=1) == 0)
             if fresh.any():  # a new plant expects to sell half its output at first
                 f.exp_sales[fresh] = 0.5 * (f.capacity[fresh] / 12.0)[:, None] * self.comp[fresh]
-        kind = f.kind[pr]
         basket = f.basket[pr]
         stock = f.stock[pr]
         monthly = self._monthly_capacity()
@@ -681,7 +745,7 @@ class RareEarthModel(mesa.Model):
         rate = f.run_rate[pr, 0]
         rate += RATE_ADJUST * (supply_response(self._op_margin[pr]) - rate)
         # state-backed mines keep a floor of output whatever the margin (must_run_share)
-        floor = self._must_run[f.country[pr]] * (kind == FirmKind.MINER)
+        floor = self._pr_run_floor  # state-backed mines' floor (fixed)
         rate = np.maximum(rate, floor)
         f.run_rate[pr, 0] = rate
         out = np.zeros((self.P, I))
@@ -689,7 +753,7 @@ class RareEarthModel(mesa.Model):
         # miners: output follows the margin on the whole basket, but never more than they expect
         # to sell plus half the gap to their stock target (the group most in demand decides;
         # the rest of the basket is a co-product); quota caps a country's total
-        miner = kind == FirmKind.MINER
+        miner = self._pr_miner
         by_group = monthly[:, None] * basket
         want = self._sales_plan(f.exp_sales[pr, 0:3], stock[:, 0:3], by_group, probe=by_group)
         sells = np.where(basket > 0, want / np.maximum(basket, 1e-12), 0.0).max(axis=1)
@@ -702,7 +766,7 @@ class RareEarthModel(mesa.Model):
                 mine[m] *= pq[c] / 12.0 / tot
         out[:, 0:3] = mine[:, None] * basket
         # separators: process the concentrate they bought, up to capacity
-        sep = kind == FirmKind.SEPARATOR
+        sep = self._pr_sep
         conc = stock[:, 0:3]
         conc_tot = conc.sum(axis=1)
         through = np.where(sep, np.minimum(monthly, conc_tot), 0.0)
@@ -710,7 +774,7 @@ class RareEarthModel(mesa.Model):
         used[:, 0:3] += conc * take[:, None]
         out[:, 3:6] += conc * take[:, None] * mk.separation_yield
         # magnet makers: limited by capacity, sales and oxide in stock
-        mag = kind == FirmKind.MAGNET_MAKER
+        mag = self._pr_mag
         nd, hv = self._magnet_recipe(pr)
         can_nd = stock[:, 4] / np.maximum(nd, 1e-12)
         can_hv = np.where(hv > 0, stock[:, 5] / np.maximum(hv, 1e-12), np.inf)
@@ -721,7 +785,7 @@ class RareEarthModel(mesa.Model):
         out[:, MAG_STD] += make * (1 - ht)
         out[:, MAG_HT] += make * ht
         # recyclers: limited by end-of-life material in their country
-        rec = kind == FirmKind.RECYCLER
+        rec = self._pr_rec
         eol = self._end_of_life_t()  # (C,) t REO per month
         rec_cap = np.where(rec, monthly, 0.0)
         cap_c = self.by_country(rec_cap, pr)
@@ -933,12 +997,14 @@ class RareEarthModel(mesa.Model):
         """(C, I) this month's end use per item relative to the start (growth, shocks, price)."""
         mk = self.mk
         grow = self.use_growth(self.month, per_item=True)
-        eps = np.array([mk.demand_elasticity[GOODS[ITEM_GOOD[i]]] for i in range(I)])
-        eps[MAG_STD] = mk.demand_elasticity["ndpr"]
-        eps[MAG_HT] = mk.demand_elasticity["heavy"]
+        eps = getattr(self, "_eps", None)
+        if eps is None:  # fixed for the run: built on first use
+            eps = np.array([mk.demand_elasticity[GOODS[ITEM_GOOD[i]]] for i in range(I)])
+            eps[MAG_STD] = mk.demand_elasticity["ndpr"]
+            eps[MAG_HT] = mk.demand_elasticity["heavy"]
+            self._eps = eps
         rel = (self.price / self.p0[:, None]).T  # (C, I)
-        good_of_item = np.array([self._intensity_good(i) for i in range(I)])
-        shock = self.demand_mult[:, good_of_item]
+        shock = self.demand_mult[:, self._good_of_item]
         choke = mk.choke_price_multiple
         destroyed = np.clip((1.0 - rel / choke) / (1.0 - 1.0 / choke), 0.0, 1.0)
         return grow * shock * rel ** (-eps[None, :]) * destroyed
@@ -991,11 +1057,10 @@ class RareEarthModel(mesa.Model):
         orders = np.zeros((f.n, I))
         np.copyto(orders[mf], gap, where=need > 0)
         # processors: inputs for the output they expect to sell, plus a base inventory
-        kind = f.kind[pr]
         stock = f.stock[pr]
         monthly = self._monthly_capacity()
         # separators buy concentrate to run at the rate their margin supports
-        sep = kind == FirmKind.SEPARATOR
+        sep = self._pr_sep
         ox_plan = self._sales_plan(
             f.exp_sales[pr, 3:6],
             stock[:, 3:6],
@@ -1008,7 +1073,7 @@ class RareEarthModel(mesa.Model):
         inp = inp * np.where(tot > room, room / np.maximum(tot, 1e-12), 1.0)[:, None]
         g_in = (fb.inventory_base_months * inp - stock[:, 0:3]) / fb.inventory_adjust_months
         orders[pr, 0:3] = np.where(sep[:, None], np.maximum(inp + g_in, 0.0), 0.0)
-        mag = kind == FirmKind.MAGNET_MAKER
+        mag = self._pr_mag
         nd, hv = self._magnet_recipe(pr)
         make = self._magnet_plan(monthly)
         for col, per in ((4, nd), (5, hv)):
@@ -1089,18 +1154,17 @@ class RareEarthModel(mesa.Model):
         arbitrage (see docs/ODD.md, submodel "Prices").
         """
         mk = self.mk
-        unmet = np.array([cl.unmet for cl in clearings])
-        unsold = np.array([cl.unsold for cl in clearings])
+        unmet = stacked(clearings, "unmet")
+        unsold = stacked(clearings, "unsold")
         z = (unmet - np.maximum(unsold - reserve.T, 0.0)) / (demand.T + supply.T + 1e-9)
         step = np.clip(
             mk.price_adjust_speed * z, -0.5 * mk.max_monthly_log_change, mk.max_monthly_log_change
         )
         floor = mk.price_floor_share * self.p0[:, None]
-        flows = np.array([cl.flows for cl in clearings])
-        spare = np.array([cl.spare_exports for cl in clearings])
-        binding = np.array([cl.quota_binding for cl in clearings])
-        access = np.array([r.access for r in rules])
-        tax = np.array([r.tax for r in rules])
+        flows = stacked(clearings, "flows")
+        spare = stacked(clearings, "spare_exports")
+        binding = stacked(clearings, "quota_binding")
+        _quota, access, _leaky, tax = rules
 
         def link(items, logp):
             ix = list(items)
@@ -1154,8 +1218,12 @@ class RareEarthModel(mesa.Model):
             out[i] = (oxide + self._conversion) * self._magnet_markup[j]
         return np.maximum(out, mk.price_floor_share * self.p0[:, None])
 
-    def _contracts_for(self, i: int, offers: np.ndarray) -> tuple[Contracts, np.ndarray]:
-        ms = [m for m in self.policy.of_type("offtake") if m.params["_item"] == i]
+    def _contracts_for(
+        self, i: int, offers: np.ndarray, offtake: list | None = None
+    ) -> tuple[Contracts, np.ndarray]:
+        if offtake is None:
+            offtake = self.policy.of_type("offtake")
+        ms = [m for m in offtake if m.params["_item"] == i]
         if not ms:
             return Contracts.empty(), np.zeros(0, dtype=int)
         seller = np.array([m.params["_country"] for m in ms])
@@ -1173,29 +1241,35 @@ class RareEarthModel(mesa.Model):
         demand = self.by_country(orders["orders"])
         supply += orders["release"]
         demand += orders["buy"]
-        rules = self.policy.rules(self.month, np.maximum(demand - supply, 0.0))
+        rule_arrays = self.policy.rule_arrays(self.month, np.maximum(demand - supply, 0.0))
+        quota_t, access, leaky, tax = rule_arrays
         reserve = self._seller_reserve()
-        contract_firms = [self._contracts_for(i, offers[:, i]) for i in range(I)]
+        offtake = self.policy.of_type("offtake")
+        contract_firms = [
+            self._contracts_for(i, offers[:, i], offtake) if offtake else _NO_CONTRACTS
+            for i in range(I)
+        ]
         clearings: list[Clearing] = clear_items(
             supply.T,
             demand.T,
             self.price,
-            np.array([r.quota_t for r in rules]),
-            np.array([r.access for r in rules]),
-            np.array([r.leaky for r in rules]),
-            np.array([r.tax for r in rules]),
+            quota_t,
+            access,
+            leaky,
+            tax,
             [c for c, _ in contract_firms],
             preference=self._preference(),
             leakage_premium=mk.leakage_premium,
             transport_share=mk.transport_cost_share,
         )
-        new_price = self._new_prices(clearings, supply, demand, rules, reserve)
+        new_price = self._new_prices(clearings, supply, demand, rule_arrays, reserve)
         self.price = new_price
         return {
             "offers": offers,
             "supply": supply,
             "demand": demand,
-            "rules": rules,
+            "rules": [Rules(quota_t[i], access[i], leaky[i], tax[i]) for i in range(I)],
+            "rule_arrays": rule_arrays,
             "clearings": clearings,
             "contracts": contract_firms,
         }
@@ -1240,10 +1314,10 @@ class RareEarthModel(mesa.Model):
         # buyers in a country share its purchases pro rata to their orders
         cls: list[Clearing] = market["clearings"]
         offers, sup, dem = market["offers"], market["supply"], market["demand"]
-        sold_c = np.array([cl.sold for cl in cls]).T  # (C, I)
-        bought_c = np.array([cl.bought for cl in cls]).T
-        pool_rev = np.array([cl.seller_got for cl in cls]).sum(axis=2).T
-        paid_c = np.array([cl.buyer_paid for cl in cls]).sum(axis=1).T
+        sold_c = stacked(cls, "sold").T  # (C, I)
+        bought_c = stacked(cls, "bought").T
+        pool_rev = stacked(cls, "seller_got").sum(axis=2).T
+        paid_c = stacked(cls, "buyer_paid").sum(axis=1).T
         pool_t, pool_supply = sold_c.copy(), sup.copy()
         firm_t = np.zeros((self.P, I))
         firm_rev = np.zeros((self.P, I))
@@ -1272,22 +1346,28 @@ class RareEarthModel(mesa.Model):
         f.cash -= pay_n
         manuf_paid = pay_n[mf]
         self.fill = fill
+        # which items have releases, purchases or export tax this month (adding zeros is exact)
+        rel_any = orders["release"].any(axis=0)
+        buy_any = orders["buy"].any(axis=0)
+        tax_any = stacked(cls, "tax_got").any(axis=1)
         for i, cl in enumerate(cls):
             g = ITEM_GOOD[i]
-            rel = orders["release"][:, i]
-            if rel.any():  # state stockpile releases share the pool
+            if rel_any[i]:  # state stockpile releases share the pool
+                rel = orders["release"][:, i]
                 sold_rel = frac[:, i] * rel
                 income = sold_rel * per_t[:, i]
                 # the income is the owners' (a joint stockpile may sell in a partner's market)
                 revenue += self._charge_release(orders, g, sold_rel, income)
-            buy = orders["buy"][:, i]
-            for st_i in np.flatnonzero(buy):  # state stockpile purchases
-                q = buy[st_i] * fill[st_i, i]
-                self.states[st_i].stockpile_t[g] += q
-                self.states[st_i].budget_usd -= q * cost_t[st_i, i]
-            for x in np.flatnonzero(cl.tax_got):
-                self.states[x].budget_usd += cl.tax_got[x]
-            revenue += cl.tax_got
+            if buy_any[i]:
+                buy = orders["buy"][:, i]
+                for st_i in np.flatnonzero(buy):  # state stockpile purchases
+                    q = buy[st_i] * fill[st_i, i]
+                    self.states[st_i].stockpile_t[g] += q
+                    self.states[st_i].budget_usd -= q * cost_t[st_i, i]
+            if tax_any[i]:
+                for x in np.flatnonzero(cl.tax_got):
+                    self.states[x].budget_usd += cl.tax_got[x]
+                revenue += cl.tax_got
             self.external_out += cl.freight
         # price floors on one oxide: the state tops up the seller's realised price
         for r in np.flatnonzero(f.price_floor[pr] > 0):
@@ -1308,7 +1388,7 @@ class RareEarthModel(mesa.Model):
         # consumption and lost output: each input serves its own product lines, so a shortfall
         # of one input stops the output that depends on it (its REO content times value per kg)
         need = orders["need"]  # (M, I) manufacturers
-        if (f.stock[mf] < -1e-6).any():  # buyers cannot hold less than nothing
+        if f.stock[mf].min(initial=0.0) < -1e-6:  # buyers cannot hold less than nothing
             r = int(np.argmin(f.stock[mf].min(axis=1)))
             raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
         use = np.minimum(f.stock[mf], need)
@@ -1354,10 +1434,10 @@ class RareEarthModel(mesa.Model):
                 f"money not conserved in {self.date}: before {money_before:.2f}, after "
                 f"{money_after:.2f}, external net {d_ext:.2f}"
             )
-        recycler = f.kind[pr] == FirmKind.RECYCLER
+        recycler = self._pr_rec
         production = self.by_country(plan["out"] * ~recycler[:, None], pr)
         rec_cg = self.by_country(plan["recycled"][:, None] * f.basket[pr] * recycler[:, None], pr)
-        restriction = self._restriction(market["rules"])
+        restriction = self._restriction_of(market["rule_arrays"][1])
         self.lost_hist.append(lost_cs.sum(axis=1))
         self.restr_hist.append(restriction)
         self.flows = MonthFlows(
@@ -1371,6 +1451,16 @@ class RareEarthModel(mesa.Model):
         )
         self._market = market
         f.exp_sales[pr] += SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales[pr]) * self._sell_mask
+
+    @staticmethod
+    def _restriction_of(access: np.ndarray) -> np.ndarray:
+        """(C, C) share of x's exports to y blocked, from this month's (I, C, C) access shares.
+
+        The same as :meth:`_restriction` on the month's rules (a maximum over items is exact).
+        """
+        r = np.maximum(np.max(1.0 - access, axis=0), 0.0)
+        np.fill_diagonal(r, 0.0)
+        return r
 
     @staticmethod
     def _restriction(rules) -> np.ndarray:
@@ -1419,7 +1509,10 @@ class RareEarthModel(mesa.Model):
         inside that) minus consumption, so market transfers must net to zero exactly.
         """
         f = self.firms
-        lo, hi = float(f.stock.min()), float(f.stock.max())
+        lo = float(f.stock.min())
+        # stocks never hold -0.0 (they start at +0.0 and only add and subtract), so when none
+        # is negative the clip below would change nothing: skip it and the max
+        hi = float(f.stock.max()) if lo < 0 else 0.0
         if lo < -1e-6 * (1.0 + max(hi, -lo)):
             r, i = np.unravel_index(np.argmin(f.stock), f.stock.shape)
             raise ConservationError(
@@ -1435,7 +1528,8 @@ class RareEarthModel(mesa.Model):
             raise ConservationError(
                 f"goods not conserved in {self.date}: {ITEMS[i]} off by {gap[i]:.6f} t"
             )
-        np.clip(f.stock, 0.0, None, out=f.stock)
+        if lo < 0:
+            np.clip(f.stock, 0.0, None, out=f.stock)
 
     # ------------------------------------------------------------------ 7. learning
 
@@ -1443,7 +1537,18 @@ class RareEarthModel(mesa.Model):
         """Update price expectations and each producer's operating and full-cost margins."""
         fb, mk = self.fb, self.mk
         pr = self.producers
-        f = self.firms.rows(pr)
+        full_st = self.firms
+        f = _Rows(
+            n=self.P,
+            kind=full_st.kind[pr],
+            country=full_st.country[pr],
+            basket=full_st.basket[pr],
+            ht_share=full_st.ht_share[pr],
+            price_floor=full_st.price_floor[pr],
+            price_floor_good=full_st.price_floor_good[pr],
+            unit_cost=full_st.unit_cost[pr],
+            expected_margin=full_st.expected_margin[pr],
+        )
         if not first:
             self.exp_price += fb.expectation_speed * (self.price - self.exp_price)
         price = self.exp_price
@@ -1454,9 +1559,9 @@ class RareEarthModel(mesa.Model):
             gain = np.maximum(f.price_floor - price[OXIDE[0] + g, f.country], 0.0)
             value = value + np.where(floor, gain * f.basket[np.arange(f.n), g], 0.0)
         sub = self.recycling_subsidy()
-        value = value + np.where(f.kind == FirmKind.RECYCLER, sub[f.country], 0.0)
+        value = value + np.where(self._pr_rec, sub[f.country], 0.0)
         _extra, mult = self.tech_ban()
-        processing = (f.kind == FirmKind.SEPARATOR) | (f.kind == FirmKind.MAGNET_MAKER)
+        processing = self._pr_processing
         capital = self._capex[pr] * np.where(processing, mult[f.country], 1.0)
         capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
         full = f.unit_cost + capital
@@ -1477,9 +1582,7 @@ class RareEarthModel(mesa.Model):
         f.risk *= decay
         self._risk_cache = (-1, self._risk_cache[1])  # risk changes now: recompute when asked
         restr = flows.restriction.copy()  # (exporter, target)
-        binding = np.zeros(C)
-        for cl in flows.clearings:
-            binding = np.maximum(binding, cl.quota_binding.astype(float))
+        binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
         restr = np.maximum(restr, 0.5 * binding[:, None] * (1 - np.eye(C)))
         coercers = np.zeros(C)
         for d in self.policy.active_disputes():
@@ -1496,19 +1599,24 @@ class RareEarthModel(mesa.Model):
                 * fb.risk_shock
             )  # (buyer country, exporter)
             np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
-            shock = np.take(by_c, self._c_all, axis=0) * self._risk_buyer[:, None]
-            f.risk += shock * (1.0 - f.risk)
+            # risk += shock * (1 - risk), with shock 0 for sellers (miners); manufacturers are
+            # all buyers, so only the producers' rows need the mask (x * 1.0 == x exactly)
+            shock = np.take(by_c, self._c_all, axis=0)
+            shock[self.producers] *= self._risk_buyer[self.producers, None]
+            rest = np.subtract(1.0, f.risk)
+            rest *= shock
+            f.risk += rest
         # expectations, losses, idling, restarts, bankruptcy
         if self.fb.learning_rate > 0:
             self._entrant_learning()
         self._refresh_expectations()
-        producing = f.active & ~f.idle & (f.kind != FirmKind.MANUFACTURER) & (f.capacity > 0)
+        producing = f.active & ~f.idle & self._is_producer & (f.capacity > 0)
         losing = producing & (self._op_margin < 0)
         f.loss_months = np.where(losing, f.loss_months + 1, np.where(producing, 0, f.loss_months))
-        must_run = (self._must_run[f.country] > 0) & (f.kind == FirmKind.MINER)
+        must_run = self._must_run_n
         # only mines and recyclers shut down: a separator or magnet maker squeezed by its input
         # price buys less (its run rate falls) but still processes the feed it holds
-        shuts = (f.kind == FirmKind.MINER) | (f.kind == FirmKind.RECYCLER)
+        shuts = self._can_shut
         to_idle = producing & shuts & ~must_run & (f.loss_months >= fb.idle_after_loss_months)
         f.idle |= to_idle
         restart = f.idle & f.active & (self._op_margin > 0.1) & (f.expected_margin > -0.2)
@@ -1522,7 +1630,7 @@ class RareEarthModel(mesa.Model):
         debt_limit = fb.bankrupt_debt_years * f.capacity * KG_PER_T * f.unit_cost
         broke = (
             f.active
-            & (f.kind != FirmKind.MANUFACTURER)
+            & self._is_producer
             & (f.cash < -debt_limit)
             & (f.loss_months >= fb.bankrupt_after_loss_months)
         )
@@ -1555,17 +1663,17 @@ class RareEarthModel(mesa.Model):
         f.intensity[mf] = np.maximum(f.intensity[mf] * cut, fb.substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays
-        rec = (f.kind == FirmKind.RECYCLER) & f.active
+        rec = self._is_recycler & f.active
         grow = np.clip(self._op_margin, 0.0, 1.0) * fb.recycling_growth_per_month
         f.capacity = np.where(rec, f.capacity * (1.0 + grow), f.capacity)
         # supplier shares (for risk weighting and dependence)
-        for i, cl in enumerate(flows.clearings):
-            bought = cl.flows.sum(axis=0)
-            self.supplier_share[i] = np.where(
-                bought[:, None] > 1e-12,
-                cl.flows.T / np.where(bought > 1e-12, bought, 1.0)[:, None],
-                self.supplier_share[i],
-            )
+        fl = stacked(flows.clearings, "flows")  # (I, exporter, buyer)
+        bought = fl.sum(axis=1)  # (I, buyer)
+        self.supplier_share = np.where(
+            bought[:, :, None] > 1e-12,
+            np.transpose(fl, (0, 2, 1)) / np.where(bought > 1e-12, bought, 1.0)[:, :, None],
+            self.supplier_share,
+        )
         # disputes: the target concedes when its pain outweighs its resolve
         for d in self.policy.active_disputes():
             if self.pain(d.target, d.coercer) > self.resolve(d.target):
@@ -1582,13 +1690,17 @@ class RareEarthModel(mesa.Model):
         The scenario's ``industry_output_usd_per_year`` when set; otherwise its rare-earth use at
         the start (t REO) times the sector-weighted value at risk per kg.
         """
-        cp = self.scenario.countries[c]
-        if cp.industry_output_usd_per_year > 0:
-            return cp.industry_output_usd_per_year
-        reo = float((self.use_c[c] @ self.reo_per_item).sum())
-        value = sum(cp.sector_shares[s] * cp.value_at_risk_usd_per_kg[s] for s in SECTORS)
-        value /= max(sum(cp.sector_shares.values()), 1e-9)
-        return reo * KG_PER_T * value
+        cache = self.__dict__.setdefault("_industry_output", {})  # fixed for the run
+        if c not in cache:
+            cp = self.scenario.countries[c]
+            if cp.industry_output_usd_per_year > 0:
+                cache[c] = cp.industry_output_usd_per_year
+            else:
+                reo = float((self.use_c[c] @ self.reo_per_item).sum())
+                value = sum(cp.sector_shares[s] * cp.value_at_risk_usd_per_kg[s] for s in SECTORS)
+                value /= max(sum(cp.sector_shares.values()), 1e-9)
+                cache[c] = reo * KG_PER_T * value
+        return cache[c]
 
     def pain(self, c: int, coercer: int | None = None) -> float:
         """Lost output over the last three months as a share of the country's RE-using output.

@@ -18,6 +18,7 @@ from abm.constants import (
     I,
     S,
 )
+from abm.market import stacked
 from abm.recorder import Recorder
 
 _CTRY = np.arange(C)
@@ -47,13 +48,14 @@ _CS_DIMS = {"country": _GRID_CS[0].ravel(), "stage": _GRID_CS[1].ravel()}
 
 def world_price(model, clearings) -> np.ndarray:
     """(I,) tonnage-weighted price outside China (buyers' local prices, weighted by purchases)."""
-    out = np.empty(I)
-    for i, cl in enumerate(clearings):
-        w = cl.bought.copy()
-        w[CHINA] = 0.0
-        p = model.price[i]
-        out[i] = (p * w).sum() / w.sum() if w.sum() > 0 else np.delete(p, CHINA).mean()
-    return out
+    # all items at once: each row sums its own 8 values, as the per-item sums did
+    w = stacked(clearings, "bought").copy()  # (I, C)
+    w[:, CHINA] = 0.0
+    p = model.price
+    num = (p * w).sum(axis=1)
+    den = w.sum(axis=1)
+    fallback = np.delete(p, CHINA, axis=1).mean(axis=1)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
 
 
 def record_month(model, rec: Recorder, month: int) -> None:
@@ -76,9 +78,9 @@ def record_month(model, rec: Recorder, month: int) -> None:
     # production, exports, imports by country x item
     dims = _DIMS_CI
     rec.add(month, "production_t", flows.production.ravel(), **dims)
-    trade = np.array([cl.flows for cl in cls])  # (I, C, C), domestic sales set to 0 below
+    trade = stacked(cls, "flows").copy()  # (I, C, C), domestic sales set to 0 below
     trade[:, _CTRY, _CTRY] = 0.0
-    leaked = np.array([cl.leaked for cl in cls])
+    leaked = stacked(cls, "leaked")
     exports = np.ascontiguousarray(trade.sum(axis=2).T)  # (C, I)
     imports = np.ascontiguousarray(trade.sum(axis=1).T)
     rec.add(month, "exports_t", exports.ravel(), **dims)

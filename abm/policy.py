@@ -107,6 +107,17 @@ class PolicyState:
             import_demand: (C, I) tonnes each country wants from abroad this month, used to
                 split an exporter's tonnage quota across the items it covers.
         """
+        quota, access, leaky, tax = self.rule_arrays(month, import_demand)
+        return [Rules(quota[i], access[i], leaky[i], tax[i]) for i in range(I)]
+
+    def rule_arrays(
+        self, month: int, import_demand: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The rules of :meth:`rules` stacked over items.
+
+        Returns:
+            quota (I, C), access (I, C, C), leaky (I, C, C) and tax (I, C).
+        """
         quota = np.full((I, C), np.inf)
         access = np.ones((I, C, C))
         leaky = np.zeros((I, C, C), dtype=bool)
@@ -137,7 +148,7 @@ class PolicyState:
         for m in self.of_type("export_tax"):
             x = COUNTRIES.index(m.params["exporter"])
             tax[m.mask, x] = np.maximum(tax[m.mask, x], m.params["rate"])
-        return [Rules(quota[i], access[i], leaky[i], tax[i]) for i in range(I)]
+        return quota, access, leaky, tax
 
     def quota_t_per_year(self) -> np.ndarray:
         """(C,) export quota in force per exporter in t/yr (NaN where none)."""

@@ -1,9 +1,12 @@
 """The measurements: each returns a plain dict of figures (seconds, rates, MiB).
 
-Timings are wall-clock (``time.perf_counter``) and untraced; peak memory comes from a separate,
-traced run of the same work (``tracemalloc`` slows Python code, so it never overlaps a timing).
-The peak is the largest amount of memory allocated during that run and still held at one
-moment, numpy buffers included; memory held before the run started is not counted.
+Timings are wall-clock (``time.perf_counter``) and untraced, with the CPU time of each repeat
+(``time.process_time``) beside them for the model, Boltzmann and the floor: on a shared machine
+the fastest repeat's CPU time is the steadier figure, and ratios of CPU rates are reported too.
+Peak memory comes from a separate, traced run of the same work (``tracemalloc`` slows Python
+code, so it never overlaps a timing). The peak is the largest amount of memory allocated during
+that run and still held at one moment, numpy buffers included; memory held before the run
+started is not counted.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 
 import mesa
 
-from abm.model import RareEarthModel
+from abm.model import RareEarthModel, one_blas_thread
 from abm.scenario import load_scenario
 from benchmarks.boltzmann import BoltzmannNoSpace
 from benchmarks.numpy_bound import make_firms, numpy_month
@@ -65,17 +68,19 @@ def lanthanide(n: int, months: int, repeats: int = 3) -> dict:
     build) is timed separately.
     """
     step_seconds: list[float] = []  # every month of every repeat
-    run_seconds, build_seconds = [], []
+    run_seconds, build_seconds, cpu_seconds = [], [], []
     for _ in range(repeats):
         gc.collect()
         t0 = time.perf_counter()
         model = _build(n, months)
         build_seconds.append(time.perf_counter() - t0)
         this_run = []
+        c0 = time.process_time()
         for _ in range(months):
             t = time.perf_counter()
             model.step()
             this_run.append(time.perf_counter() - t)
+        cpu_seconds.append(time.process_time() - c0)
         _release(model)
         del model
         step_seconds.extend(this_run)
@@ -95,6 +100,8 @@ def lanthanide(n: int, months: int, repeats: int = 3) -> dict:
         "seconds": seconds,
         "seconds_all_repeats": run_seconds,
         "firm_months_per_second": n * months / seconds,
+        "cpu_seconds_all_repeats": cpu_seconds,
+        "firm_months_per_cpu_second": n * months / min(cpu_seconds),
         "month_ms_median": 1000 * statistics.median(step_seconds),
         "month_ms_max": 1000 * max(step_seconds),
         "startup_seconds": statistics.median(build_seconds),
@@ -116,12 +123,13 @@ def boltzmann(n: int, steps: int, repeats: int = 3) -> dict:
     t0 = time.perf_counter()
     model = BoltzmannNoSpace(n, seed=0)
     build = time.perf_counter() - t0
-    run_seconds = []
+    run_seconds, cpu_seconds = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(steps):
             model.step()
         run_seconds.append(time.perf_counter() - t0)
+        cpu_seconds.append(time.process_time() - c0)
     conserved = model.total_wealth() == n
     _release(model)
     del model
@@ -140,6 +148,8 @@ def boltzmann(n: int, steps: int, repeats: int = 3) -> dict:
         "seconds": seconds,
         "seconds_all_repeats": run_seconds,
         "agent_steps_per_second": n * steps / seconds,
+        "cpu_seconds_all_repeats": cpu_seconds,
+        "agent_steps_per_cpu_second": n * steps / min(cpu_seconds),
         "startup_seconds": build,
         "wealth_conserved": conserved,
         "peak_mib": peak_traced_mib(traced),
@@ -151,15 +161,20 @@ def boltzmann(n: int, steps: int, repeats: int = 3) -> dict:
 
 
 def numpy_lower_bound(n: int, months: int, repeats: int = 3) -> dict:
-    """Firm-months per second of :func:`benchmarks.numpy_bound.numpy_month` (arrays built first)."""
-    run_seconds = []
+    """Firm-months per second of :func:`benchmarks.numpy_bound.numpy_month` (arrays built first).
+
+    BLAS runs on one thread, as in the model's step.
+    """
+    run_seconds, cpu_seconds = [], []
     for _ in range(repeats):
         firms, world = make_firms(n)
         gc.collect()
-        t0 = time.perf_counter()
-        for _ in range(months):
-            numpy_month(firms, world)
+        t0, c0 = time.perf_counter(), time.process_time()
+        with one_blas_thread():  # as the model runs (see abm.model.one_blas_thread)
+            for _ in range(months):
+                numpy_month(firms, world)
         run_seconds.append(time.perf_counter() - t0)
+        cpu_seconds.append(time.process_time() - c0)
 
     def traced() -> None:
         f, w = make_firms(n)
@@ -174,6 +189,8 @@ def numpy_lower_bound(n: int, months: int, repeats: int = 3) -> dict:
         "seconds": seconds,
         "seconds_all_repeats": run_seconds,
         "firm_months_per_second": n * months / seconds,
+        "cpu_seconds_all_repeats": cpu_seconds,
+        "firm_months_per_cpu_second": n * months / min(cpu_seconds),
         "peak_mib": peak_traced_mib(traced),
     }
 
