@@ -566,13 +566,22 @@ def Levers(
     draft = draft_t[1] if draft_t[0] == turn else {}
     err, set_err = solara.use_state("")
 
-    def set_lever(name: str, v: float) -> None:
-        def update(d):
-            new = (turn, {**(d[1] if d[0] == turn else {}), name: v})
-            draft_ref.current = new
-            return new
+    def setters() -> dict:
+        def set_lever(name: str, v: float) -> None:
+            def update(d):
+                new = (turn, {**(d[1] if d[0] == turn else {}), name: v})
+                draft_ref.current = new
+                return new
 
-        set_draft_t(update)
+            set_draft_t(update)
+
+        return {
+            n: (lambda v, n=n: set_lever(n, v), lambda v, n=n: set_lever(n, 1.0 if v else 0.0))
+            for n in levers
+        }
+
+    # the same callbacks while the turn lasts, so a lever box re-renders only if its value does
+    on_lever = solara.use_memo(setters, [turn, tuple(levers)])
 
     def submit():
         k, moves = draft_ref.current
@@ -594,13 +603,9 @@ def Levers(
             value = draft.get(name, lvr["value"])
             label = f"{lvr['label']} [{lvr['min']:g} to {lvr['max']:g} {lvr['unit']}]"
             if lvr["step"] == 1.0 and lvr["max"] == 1.0 and lvr["min"] == 0.0:
-                solara.Checkbox(
-                    label=label,
-                    value=bool(value >= 0.5),
-                    on_value=lambda v, n=name: set_lever(n, 1.0 if v else 0.0),
-                )
+                solara.Checkbox(label=label, value=bool(value >= 0.5), on_value=on_lever[name][1])
             else:
-                LeverBox(name, label, float(value), lambda v, n=name: set_lever(n, v))
+                LeverBox(name, label, float(value), on_lever[name][0])
             solara.Text(f"{lvr['help']} Cost: {lvr['cost']}.", classes=["wg-muted"])
         solara.Button("Submit moves", on_click=submit, color="primary", classes=["wg-submit"])
         if err:
