@@ -151,6 +151,7 @@ class _Grown:
     """A chart's rows as shown so far, shared by every page of a game."""
 
     def __init__(self):
+        self.lock = threading.Lock()
         self.table = Table()
         self.full: list[dict] | None = None
         self.last: str | None = None
@@ -163,7 +164,9 @@ _GROWN_LOCK = threading.Lock()
 def grown_table(game, key: tuple, rows_fn) -> tuple[Table, str]:
     """The rows of one chart of ``game``, grown once a turn by the months just played.
 
-    ``rows_fn()`` returns the chart's rows for the whole game so far, each with a ``date``.
+    ``rows_fn(frames)`` returns the chart's rows for the whole game so far (``frames``: the
+    game's (scenario, counterfactual) tables, or None before the first turn), each with a
+    ``date``.
     Past months do not change, so the rows of earlier turns are kept and only the new months'
     rows are appended: every page's chart (:func:`viz.components.LiveChart`) then sends and
     draws just those, into a chart compiled once, instead of a new spec with the whole history
@@ -173,20 +176,24 @@ def grown_table(game, key: tuple, rows_fn) -> tuple[Table, str]:
     """
 
     def update() -> tuple[Table, str]:
-        full = rows_fn()
+        with game.lock:  # the tables and the month they reach, of one and the same turn
+            frames = game.frames()
+            stamp = game.turn_records[-1]["date_to"] if game.turn_records else ""
+        full = rows_fn(frames)
         with _GROWN_LOCK:
             g = _GROWN.setdefault((game.id, *key), _Grown())
-        last = g.last
-        before = [r for r in full if last is not None and r["date"] <= last]
-        if g.full is not None and before == g.full:
-            g.table.rows.extend(r for r in full if last is None or r["date"] > last)
-        else:
-            g.table.rows = list(full)
-            g.table.epoch += 1
-        g.full = full
-        g.last = max((r["date"] for r in full), default=None)
+        with g.lock:
+            last = g.last
+            before = [r for r in full if last is not None and r["date"] <= last]
+            if g.full is not None and before == g.full:
+                g.table.rows.extend(r for r in full if last is None or r["date"] > last)
+            else:
+                g.table.rows = list(full)
+                g.table.epoch += 1
+            g.full = full
+            g.last = max((r["date"] for r in full), default=None)
         # the stamp says how far the chart shows the game (even when it had no new rows)
-        return g.table, game.turn_records[-1]["date_to"] if game.turn_records else ""
+        return g.table, stamp
 
     return game.cached(("grown", *key), update)
 
@@ -205,8 +212,7 @@ def ExplorerView(
     opts = explorer_charts.VIEW_OPTIONS
     kw = {opts[view]: option} if option and view in opts else {}
 
-    def rows():
-        frames = game.frames()
+    def rows(frames):
         if frames is None:
             return []
         parts = [
@@ -225,12 +231,18 @@ def ExplorerView(
 
 
 def LineChart(game, key: tuple, series_fn, title: str, y_title: str, **kw):
-    """A line chart (``charts.line_spec``) of ``series_fn()``, grown once a turn for all pages."""
-    data = game.cached(("series", *key), series_fn)
+    """A line chart (``charts.line_spec``) of ``series_fn(frames)``, grown once a turn.
+
+    Its spec is built once, from no rows (its colours come from ``colours``), so a chart of one
+    run: the counterfactual's dashes are not drawn.
+    """
     spec = game.cached(
-        ("line", *key), lambda: charts.line_spec(data, title, y_title, data_name="table", **kw)
+        ("line", *key),
+        lambda: charts.line_spec(series_fn(None), title, y_title, data_name="table", **kw),
     )
-    table, last = grown_table(game, ("line", *key), lambda: charts.records(data))
+    table, last = grown_table(
+        game, ("line", *key), lambda frames: charts.records(series_fn(frames))
+    )
     with solara.Column(classes=["wg-chart"]) as box:
         LiveChart(spec, table, version=table.version, stamp=last)
     return box
@@ -642,7 +654,7 @@ def TeamCharts(gid: str, team: str, turn: int):
             LineChart(
                 game,
                 ("lost", team),
-                lambda: charts.series(game.frames(), "lost_output_usd", country=team),
+                lambda frames: charts.series(frames, "lost_output_usd", country=team),
                 f"{team}: output lost to shortages",
                 "US$/month",
             )
@@ -996,8 +1008,8 @@ def Projector():
                 LineChart(
                     game,
                     ("proj-prices",),
-                    lambda: charts.series(
-                        game.frames(), "price", by="good", segment="world", stage="oxide"
+                    lambda frames: charts.series(
+                        frames, "price", by="good", segment="world", stage="oxide"
                     ),
                     "World oxide prices",
                     "US$/kg",
@@ -1007,7 +1019,7 @@ def Projector():
                 LineChart(
                     game,
                     ("proj-share",),
-                    lambda: charts.series(game.frames(), "china_share", by="stage"),
+                    lambda frames: charts.series(frames, "china_share", by="stage"),
                     "China's share of world output",
                     "share",
                     y_format=".0%",
