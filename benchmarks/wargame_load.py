@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -32,7 +33,77 @@ from viz.browser import CHROMIUM, CHROMIUM_ARGS
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from wargame_server import Server  # noqa: E402
 
+WATCH_JS = """
+window.__wg = {want: null, month: null, seen: {}, charts: {}, tasks: []};
+window.__wg.expect = ([w, month]) => { window.__wg.want = w; window.__wg.month = month; };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    window.__wg.tasks.push([performance.timeOrigin + e.startTime, e.duration]);
+  }
+}).observe({type: "longtask", buffered: true});
+window.__wg.busy = (t0, t1) => window.__wg.tasks
+  .filter(([s, d]) => s >= t0 && s <= t1).reduce((a, [s, d]) => a + d, 0);
+new MutationObserver(() => {
+  const wg = window.__wg;
+  const now = Date.now();
+  const w = wg.want;
+  if (w && !(w in wg.seen) && document.body && document.body.textContent.includes(w)) {
+    const rec = {dom: now, frame: null};
+    wg.seen[w] = rec;
+    requestAnimationFrame(() => { rec.frame = Date.now(); });
+  }
+  const m = wg.month;
+  if (m && !(m in wg.charts)) {
+    const charts = [...document.querySelectorAll(".lanthanide-chart")];
+    if (charts.length && charts.every((c) => (c.dataset.stamp || "").startsWith(m))) {
+      wg.charts[m] = now;
+    }
+  }
+}).observe(document, {
+  subtree: true, childList: true, characterData: true, attributes: true,
+  attributeFilter: ["data-stamp"],
+});
+"""
+"""Runs in every page before Solara's scripts: notes (epoch ms, the clock the server and this
+script read) when the expected label first appears in the page and the next frame is drawn
+with it, and when a chart last changed."""
+
+STAMPED = "() => document.querySelectorAll('.lanthanide-chart').length > 0"
+"""Whether the page's charts say what month they show (``data-stamp``)."""
+
 STATES = ["China", "Japan", "United States", "Australia", "EU", "Korea", "Myanmar", "Rest of World"]
+
+
+def _proc_cpu() -> dict[int, tuple[int, str, float]]:
+    """Every process: pid -> (parent pid, name, CPU seconds so far), from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{d}/stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        f = raw[raw.rindex(")") + 2 :].split()
+        out[int(d)] = (int(f[1]), name, (int(f[11]) + int(f[12])) / tick)
+    return out
+
+
+def cpu_by_role(server_pid: int) -> dict[str, float]:
+    """CPU seconds so far of this script's server process and of its Chromium processes."""
+    procs = _proc_cpu()
+    mine = {os.getpid()}
+    grew = True
+    while grew:  # every descendant of this script
+        new = {p for p, (pp, _n, _c) in procs.items() if pp in mine} - mine
+        grew = bool(new)
+        mine |= new
+    return {
+        "server": procs.get(server_pid, (0, "", 0.0))[2],
+        "chromium": sum(c for p, (_pp, n, c) in procs.items() if p in mine and "chrom" in n),
+    }
 
 
 class Stats:
@@ -101,11 +172,17 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
+    load0 = [round(x, 2) for x in os.getloadavg()]
     tmp = Path(tempfile.mkdtemp(prefix="wargame-load-"))
     server = Server(tmp / "load.db").start()
     stats = Stats()
     stop = threading.Event()
-    report: dict = {"players": args.players, "pages": args.pages, "turns": args.turns}
+    report: dict = {
+        "players": args.players,
+        "pages": args.pages,
+        "turns": args.turns,
+        "server_log": str(server.log),
+    }
     try:
         st, g = server.call(
             "POST",
@@ -136,13 +213,15 @@ def main(argv=None) -> int:
             for k in range(args.pages):
                 team = STATES[k % len(STATES)]
                 page = browser.new_page(viewport={"width": 1200, "height": 800})
+                page.add_init_script(WATCH_JS)
                 page.goto(f"{server.url}/join?game={gid}&code={codes[team]}")
                 page.get_by_label("your name").fill(f"page{k}")
                 page.locator(".wg-join").click()
                 page.wait_for_selector("text=turn 1 of", timeout=120000)
                 pages.append((team, page))
             report["pages_joined_seconds"] = round(time.perf_counter() - t0, 2)
-            advances, shown = [], []
+            advances, turns = [], []
+            cpu0 = cpu_by_role(server.proc.pid)
             for turn in range(args.turns):
                 deadline = time.time() + 60
                 while time.time() < deadline:
@@ -151,24 +230,61 @@ def main(argv=None) -> int:
                     if n >= args.players:
                         break
                     time.sleep(0.2)
-                t_adv = time.perf_counter()
+                label = f"turn {turn + 2} of" if turn + 1 < args.turns else "The game is over"
+                _st, fs = server.call("GET", f"/api/games/{gid}/state", token=fac)
+                month = fs["turn_dates"][1]  # the last month the turn plays: every chart's stamp
+                for _team, page in pages:
+                    page.evaluate("a => window.__wg.expect(a)", [label, month])
+                t_start = time.time()
                 st, r = server.call("POST", f"/api/games/{gid}/advance", {"when": "now"}, fac)
-                t_done = time.perf_counter()
+                t_done = time.time()
                 if st != 200:
                     stats.errors.append(f"advance {st} {r}")
                     break
-                advances.append(t_done - t_adv)
-                label = f"turn {turn + 2} of" if turn + 1 < args.turns else "The game is over"
-                worst = 0.0
+                advances.append(t_done - t_start)
+                if r["record"]["date_to"] != month:
+                    stats.errors.append(f"advance: played to {r['record']['date_to']}")
                 for _team, page in pages:
-                    page.wait_for_selector(f"text={label}", timeout=60000)
-                    worst = time.perf_counter() - t_done
-                shown.append(worst)
+                    page.wait_for_function(
+                        "w => window.__wg.seen[w] && window.__wg.seen[w].frame",
+                        arg=label,
+                        timeout=60000,
+                    )
+                    if page.evaluate(STAMPED):
+                        page.wait_for_function(
+                            "m => window.__wg.charts[m]", arg=month, timeout=60000
+                        )
+                seen = [p.evaluate("w => window.__wg.seen[w]", label) for _t, p in pages]
+                drawn = [p.evaluate("m => window.__wg.charts[m] || null", month) for _t, p in pages]
+                busy = [
+                    p.evaluate(
+                        "([a, b]) => window.__wg.busy(a, b)", [t_start * 1000, d or x["frame"]]
+                    )
+                    for (_t, p), d, x in zip(pages, drawn, seen, strict=True)
+                ]
+                shown = [x["frame"] / 1000 - t_done for x in seen]
+                charts_at = [d / 1000 - t_done for d in drawn if d is not None] or [float("nan")]
+                rec = {
+                    "turn": turn + 1,
+                    "advance_ms": round((t_done - t_start) * 1000),
+                    "pages_show_new_turn_s": sorted(round(x, 3) for x in shown),
+                    "charts_show_new_months_s": sorted(round(x, 3) for x in charts_at),
+                    "page_long_tasks_ms_mean": round(statistics.mean(busy)),
+                    "load_1min": round(os.getloadavg()[0], 2),
+                }
+                turns.append(rec)
                 print(
-                    f"turn {turn + 1}: advance {advances[-1] * 1000:.0f} ms; all {len(pages)} "
-                    f"pages show the new turn {worst:.2f} s after it",
+                    f"turn {turn + 1}: advance {rec['advance_ms']} ms; the {len(pages)} pages "
+                    f"show the new turn {min(shown):.2f} to {max(shown):.2f} s after it "
+                    f"(charts by {max(charts_at):.2f} s; long tasks "
+                    f"{rec['page_long_tasks_ms_mean']} ms a page); load "
+                    f"{rec['load_1min']}",
                     flush=True,
                 )
+            cpu1 = cpu_by_role(server.proc.pid)
+            report["cpu_seconds_per_turn"] = {
+                k: round((cpu1[k] - cpu0[k]) / max(len(turns), 1), 2) for k in cpu0
+            }
             browser.close()
         stop.set()
         for th in threads:
@@ -180,6 +296,9 @@ def main(argv=None) -> int:
                 got = stats.acked.get((rec["turn"], team))
                 if got is not None and rec["moves"].get(team) != got[1]:
                     lost += 1
+
+        def q90(xs):
+            return round(statistics.quantiles(xs, n=10)[8], 2) if len(xs) > 10 else None
 
         def q(xs, f):
             return round(statistics.quantiles(xs, n=20)[f] * 1000, 1) if len(xs) > 20 else None
@@ -196,8 +315,23 @@ def main(argv=None) -> int:
             "moves_ms_median": q(stats.lat["moves"], 9),
             "moves_ms_p95": q(stats.lat["moves"], 18),
             "advance_ms": [round(a * 1000) for a in advances],
-            "pages_show_new_turn_s": [round(s, 2) for s in shown],
-            "pages_show_new_turn_s_max": round(max(shown), 2) if shown else None,
+            "load_average_start": load0,
+            "load_average_end": [round(x, 2) for x in os.getloadavg()],
+            "turns_detail": turns,
+        }
+        every = [x for rec in turns for x in rec["pages_show_new_turn_s"]]
+        worst = [max(rec["pages_show_new_turn_s"]) for rec in turns]
+        drawn_all = [x for rec in turns for x in rec["charts_show_new_months_s"]]
+        report |= {
+            "pages_show_new_turn_s_p50": round(statistics.median(every), 2) if every else None,
+            "pages_show_new_turn_s_p90": q90(every),
+            "pages_show_new_turn_s_max": round(max(every), 2) if every else None,
+            "slowest_page_per_turn_s": [round(x, 2) for x in worst],
+            "charts_show_new_months_s_p50": round(statistics.median(drawn_all), 2)
+            if drawn_all
+            else None,
+            "charts_show_new_months_s_p90": q90(drawn_all),
+            "charts_show_new_months_s_max": round(max(drawn_all), 2) if drawn_all else None,
         }
         print(json.dumps(report, indent=2))
         if args.json:

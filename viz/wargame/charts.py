@@ -71,6 +71,7 @@ def line_spec(
     marks: list[dict] | None = None,
     y_format: str = ",.3~s",
     height: int = 180,
+    data_name: str | None = None,
 ) -> dict:
     """A line chart: colour by series, solid scenario and dashed counterfactual.
 
@@ -83,11 +84,21 @@ def line_spec(
         marks: ``[{"date": "YYYY-MM", "label": text}]`` drawn as ticks with a tooltip (moves).
         y_format: d3 format of the y axis.
         height: pixels.
+        data_name: leave the rows out and read them from the named data source instead (a
+            chart whose table grows, :func:`viz.components.LiveChart`; see :func:`records`);
+            the colours then come from ``colours`` alone (grey without), not from the rows.
     """
-    rows = data.dropna(subset=["value"]).to_dict("records")
+    rows = records(data)
     names = sorted({r["series"] for r in rows})
     colours = colours or {}
     palette = [colours.get(n, "#555555") for n in names]
+    colour_scale: dict = {"domain": names, "range": palette}
+    if data_name:  # the rows come later: a scale that does not depend on them
+        colour_scale = (
+            {"domain": list(colours), "range": list(colours.values())}
+            if colours
+            else {"range": ["#555555"]}
+        )
     runs = sorted({r["run"] for r in rows})
     dash = {
         "field": "run",
@@ -97,7 +108,7 @@ def line_spec(
     }
     layers: list[dict] = [
         {
-            "data": {"values": rows},
+            "data": {"name": data_name} if data_name else {"values": rows},
             "mark": {"type": "line", "strokeWidth": 2},
             "encoding": {
                 "x": {
@@ -117,7 +128,7 @@ def line_spec(
                     "field": "series",
                     "type": "nominal",
                     "title": None,
-                    "scale": {"domain": names, "range": palette},
+                    "scale": colour_scale,
                 },
                 "tooltip": [
                     {"field": "date"},
@@ -157,6 +168,11 @@ def line_spec(
         "layer": layers,
         "config": {"legend": {"orient": "bottom"}},
     }
+
+
+def records(data: pd.DataFrame) -> list[dict]:
+    """The rows of a :func:`series` table as JSON-ready dicts (rows without a value left out)."""
+    return data.dropna(subset=["value"]).to_dict("records")
 
 
 def country_colours() -> dict[str, str]:

@@ -250,17 +250,33 @@ class Game:
         self._frames: tuple[pd.DataFrame, pd.DataFrame] | None = None
         self._summary: tuple[int, dict] | None = None
         self._cache: dict[tuple, object] = {}
+        self._making: dict[tuple, threading.Lock] = {}
         self._start_clock()
 
     def cached(self, key, make):
-        """A value computed once per turn and shared by every page (e.g. chart data)."""
-        k = (self.turn, key)
+        """A value computed once per turn and shared by every page (e.g. chart data).
+
+        The game's lock is held only to look the value up and to store it; ``make()`` runs
+        under a lock of its own key, so that a page waiting for one team's charts does not
+        hold up the others' pages or the API. ``make`` must read the game through its locked
+        methods (``frames()``), or be called with the game's lock held (``world()``).
+        """
         with self.lock:
-            if k not in self._cache:
-                if any(old[0] != self.turn for old in self._cache):
-                    self._cache = {o: v for o, v in self._cache.items() if o[0] == self.turn}
-                self._cache[k] = make()
-            return self._cache[k]
+            k = (self.turn, key)
+            if k in self._cache:
+                return self._cache[k]
+            if any(old[0] != self.turn for old in self._cache):
+                self._cache = {o: v for o, v in self._cache.items() if o[0] == self.turn}
+                self._making = {o: v for o, v in self._making.items() if o[0] == self.turn}
+            making = self._making.setdefault(k, threading.Lock())
+        with making:
+            with self.lock:
+                if k in self._cache:
+                    return self._cache[k]
+            value = make()
+            with self.lock:
+                self._cache[k] = value
+            return value
 
     # ------------------------------------------------------------------ notification
 
@@ -666,7 +682,8 @@ class Game:
 
     def world(self) -> dict:
         """What everyone sees: prices, China's shares, measures in force, disputes, news."""
-        return self.cached(("world",), self._world)
+        with self.lock:  # _world reads the live model
+            return self.cached(("world",), self._world)
 
     def _world(self) -> dict:
         m = self.model

@@ -9,7 +9,9 @@ shared state).
 
 from __future__ import annotations
 
+import functools
 import json
+import threading
 import time
 from urllib.parse import parse_qs, quote
 
@@ -23,6 +25,8 @@ from abm.constants import COUNTRIES
 from abm.outcomes import outcome_label
 from abm.scenario import builtin_names
 from viz import charts as explorer_charts
+from viz.components import Chart as StaticChart
+from viz.components import LiveChart, Table
 from viz.wargame import charts
 from viz.wargame.game import INJECT_PRESETS, PRIVATE_CHOICES, GameError
 from viz.wargame.hub import get_hub
@@ -38,6 +42,10 @@ CSS = """
 .wg-ok { color: #2e7d32; font-weight: 600; }
 .wg-wait { color: #b26a00; font-weight: 600; }
 .wg-msg { border-left: 3px solid #1f77b4; padding-left: 8px; margin: 4px 0; }
+.wg-chart .vega-embed { width: 100%; }
+.wg-md p, .wg-md ul { margin: 0 0 6px 0; }
+.wg-md table { border-collapse: collapse; margin: 4px 0; }
+.wg-md th, .wg-md td { border: 1px solid #ddd; padding: 2px 8px; text-align: left; }
 """
 
 
@@ -91,9 +99,43 @@ def _qr_svg(url: str, scale: int = 4) -> str:
     return segno.make(url, error="m").svg_inline(scale=scale)
 
 
+_MD_LOCK = threading.Lock()
+_MD_PARSER = None
+
+
+@functools.lru_cache(maxsize=1024)
+def md_html(text: str) -> str:
+    """HTML of a short Markdown text (bold, italics, lists, tables), escaped, shared by all pages.
+
+    Solara's ``Markdown`` builds a parser per component and sends every changed text as a new
+    Vue template that each browser compiles; the pages re-render numbers every turn, so here
+    each distinct text is converted once for all pages and shown as plain HTML. HTML in the
+    text is escaped (names and event labels come from people).
+    """
+    global _MD_PARSER
+    import markdown
+
+    with _MD_LOCK:
+        if _MD_PARSER is None:
+            _MD_PARSER = markdown.Markdown(extensions=["tables"])
+        _MD_PARSER.reset()
+        return _MD_PARSER.convert(_esc_text(text))
+
+
+def Md(text: str, classes: tuple[str, ...] = ()):
+    """Markdown text as HTML (see :func:`md_html`)."""
+    return solara.HTML(tag="div", unsafe_innerHTML=md_html(text), classes=["wg-md", *classes])
+
+
+def _esc_text(s: str) -> str:
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def VegaLite(spec: dict):
-    """A Vega-Lite chart."""
-    return solara.widgets.VegaLite.element(spec=spec)
+    """A Vega-Lite chart with its data inline (drawn on a canvas; redrawn when it changes)."""
+    with solara.Column(classes=["wg-chart"]) as box:
+        StaticChart(spec)
+    return box
 
 
 def _wrapped(spec: dict, columns: int | None) -> dict:
@@ -105,43 +147,113 @@ def _wrapped(spec: dict, columns: int | None) -> dict:
     return {**spec, "facet": f["column"], "columns": columns, "spec": inner}
 
 
+class _Grown:
+    """A chart's rows as shown so far, shared by every page of a game."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.table = Table()
+        self.full: list[dict] | None = None
+        self.last: str | None = None
+
+
+_GROWN: dict[tuple, _Grown] = {}
+_GROWN_LOCK = threading.Lock()
+
+
+def grown_table(game, key: tuple, rows_fn) -> tuple[Table, str]:
+    """The rows of one chart of ``game``, grown once a turn by the months just played.
+
+    ``rows_fn(frames)`` returns the chart's rows for the whole game so far (``frames``: the
+    game's (scenario, counterfactual) tables, or None before the first turn), each with a
+    ``date``.
+    Past months do not change, so the rows of earlier turns are kept and only the new months'
+    rows are appended: every page's chart (:func:`viz.components.LiveChart`) then sends and
+    draws just those, into a chart compiled once, instead of a new spec with the whole history
+    for each of 40 pages. If earlier rows did change, the table is replaced (a new epoch) and
+    each chart is drawn afresh. Returns the table and the last month played (the chart's
+    ``stamp``: set on its element once drawn).
+    """
+
+    def update() -> tuple[Table, str]:
+        with game.lock:  # the tables and the month they reach, of one and the same turn
+            frames = game.frames()
+            stamp = game.turn_records[-1]["date_to"] if game.turn_records else ""
+        full = rows_fn(frames)
+        with _GROWN_LOCK:
+            g = _GROWN.setdefault((game.id, *key), _Grown())
+        with g.lock:
+            last = g.last
+            before = [r for r in full if last is not None and r["date"] <= last]
+            if g.full is not None and before == g.full:
+                g.table.rows.extend(r for r in full if last is None or r["date"] > last)
+            else:
+                g.table.rows = list(full)
+                g.table.epoch += 1
+            g.full = full
+            g.last = max((r["date"] for r in full), default=None)
+        # the stamp says how far the chart shows the game (even when it had no new rows)
+        return g.table, stamp
+
+    return game.cached(("grown", *key), update)
+
+
 def ExplorerView(
     game, key: tuple, view: str, runs=("scenario",), country=None, option=None, wrap=None
 ):
-    """One of the explorer's views (``viz.charts.chart``), from a state's point of view.
+    """One of the explorer's views (``viz.charts.VIEWS``), from a state's point of view.
 
     ``runs`` picks the scenario and/or the counterfactual; ``country`` keeps only that state's
     rows of country-level variables (prices and shares stay world-wide); ``wrap`` puts the
-    small multiples in at most that many columns.
+    small multiples in at most that many columns. The rows are computed once a turn for all
+    pages, and each page receives only the new months (:func:`grown_table`).
     """
+    rows_fn, spec_fn = explorer_charts.VIEWS[view]
+    opts = explorer_charts.VIEW_OPTIONS
+    kw = {opts[view]: option} if option and view in opts else {}
 
-    def make():
-        frames = game.frames()
+    def rows(frames):
+        if frames is None:
+            return []
         parts = [
             f for f, r in zip(frames, ("scenario", "counterfactual"), strict=True) if r in runs
         ]
         ts = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         if country is not None:
             ts = ts[ts["country"].isna() | (ts["country"] == country)]
-        return _wrapped(explorer_charts.chart(view, ts, option), wrap)
+        return rows_fn(ts, **kw)
 
+    spec = game.cached(("spec", *key), lambda: _wrapped(spec_fn(**kw), wrap))
+    table, last = grown_table(game, ("explorer", *key), rows)
     with solara.Column(style={"overflow-x": "auto", "max-width": "100%"}) as box:
-        VegaLite(game.cached(("explorer", *key), make))
+        LiveChart(spec, table, version=table.version, stamp=last)
     return box
 
 
-def Chart(game, key: tuple, make):
-    """A chart whose spec is built once per turn for all pages (``make()`` returns the spec)."""
-    return VegaLite(game.cached(key, make))
+def LineChart(game, key: tuple, series_fn, title: str, y_title: str, **kw):
+    """A line chart (``charts.line_spec``) of ``series_fn(frames)``, grown once a turn.
+
+    Its spec is built once, from no rows (its colours come from ``colours``), so a chart of one
+    run: the counterfactual's dashes are not drawn.
+    """
+    spec = game.cached(
+        ("line", *key),
+        lambda: charts.line_spec(series_fn(None), title, y_title, data_name="table", **kw),
+    )
+    table, last = grown_table(
+        game, ("line", *key), lambda frames: charts.records(series_fn(frames))
+    )
+    with solara.Column(classes=["wg-chart"]) as box:
+        LiveChart(spec, table, version=table.version, stamp=last)
+    return box
 
 
 # ----------------------------------------------------------------------------- shared parts
 
 
 @solara.component
-def WorldSummary(state: dict, big: bool = False):
-    """Public numbers: prices, China's shares, disputes and measures in force."""
-    w = state["world"]
+def WorldSummary(w: dict, big: bool = False):
+    """Public numbers (``state["world"]``): prices, China's shares, disputes, measures in force."""
     cls = "wg-huge" if big else "wg-big"
     with solara.Row(style={"flex-wrap": "wrap", "gap": "24px"}):
         for g, label in (
@@ -161,7 +273,7 @@ def WorldSummary(state: dict, big: bool = False):
         status = (
             "open" if d["open"] else (f"conceded {d['conceded']}" if d["conceded"] else "closed")
         )
-        solara.Markdown(
+        Md(
             f"**Dispute** {d['coercer']} vs {d['target']}: *{d['demand'] or d['id']}* "
             f"(since {d['since']}, {status})"
         )
@@ -169,27 +281,34 @@ def WorldSummary(state: dict, big: bool = False):
         rows = "\n".join(
             f"| {m['type']} | {m['by']} | {m['detail']} | {m['since']} |" for m in w["measures"]
         )
-        solara.Markdown("| measure | by | what | since |\n|---|---|---|---|\n" + rows)
+        Md("| measure | by | what | since |\n|---|---|---|---|\n" + rows)
 
 
 @solara.component
-def Submissions(state: dict):
-    """Which teams have submitted this turn."""
+def Submissions(teams: dict):
+    """Which teams have submitted this turn (``state["teams"]``)."""
     parts = []
-    for t, e in state["teams"].items():
+    for t, e in teams.items():
         mark = "submitted" if e["submitted"] else ("waiting" if e["players"] else "empty seat")
         parts.append(f"**{t}**: {mark}")
-    solara.Markdown(" &nbsp; · &nbsp; ".join(parts))
+    Md("\u00a0 · \u00a0".join(parts))
 
 
 @solara.component
-def Messages(state: dict, send, teams: list[str], me: str | None):
-    """The message channel (diplomacy with other teams and the facilitator)."""
+def Messages(messages: list[dict], gid: str, token: str, teams: list[str], me: str | None):
+    """The message channel (diplomacy with other teams and the facilitator).
+
+    Its arguments are plain data, so the page re-renders it only when a message arrives.
+    """
     to, set_to = solara.use_state("all")
     text, set_text = solara.use_state("")
     err, set_err = solara.use_state("")
+
+    def send(to, text):
+        get_hub().message(gid, token, {"to": to, "text": text})
+
     with solara.Card("Messages"):
-        for m in state["messages"][-12:]:
+        for m in messages[-12:]:
             who = m["from"] if m["from"] != "facilitator" else "Facilitator"
             solara.HTML(
                 tag="div",
@@ -342,7 +461,7 @@ def Join():
         if team is None:
             solara.Error("This link has no valid game and team code. Ask your facilitator.")
             return
-        solara.Markdown(f"You are joining **{team}** in game `{gid}`.")
+        Md(f"You are joining **{team}** in game `{gid}`.")
         solara.InputText("your name", value=name, on_value=set_name, continuous_update=True)
 
         def join():
@@ -362,7 +481,12 @@ def Join():
 
 @solara.component
 def Play():
-    """A team's page: its state's dashboard, levers, budget, messages."""
+    """A team's page: its state's dashboard, levers, budget, messages.
+
+    The page re-renders whenever the game changes (a move, a message, a new turn), so it is
+    split into components whose arguments are plain data: reacton re-renders only those whose
+    arguments changed (another team's move touches the submission line, not the charts).
+    """
     solara.Style(CSS)
     q = _query()
     hub = get_hub()
@@ -370,24 +494,6 @@ def Play():
     game = hub.games.get(gid)
     pid = _player_id(game, token)
     use_live(game, pid)
-    # The draft (levers changed but not yet submitted) belongs to one turn: a draft of an earlier
-    # turn reads as empty, with no reset render that could race the student's typing. Updates
-    # are functional and also land in a ref, so a click on Submit that arrives before the page
-    # re-rendered still sends the latest values.
-    turn_now = game.turn if game else 0
-    draft_t, set_draft_t = solara.use_state((turn_now, {}))
-    draft_ref = solara.use_ref(draft_t)
-    draft = draft_t[1] if draft_t[0] == turn_now else {}
-
-    def set_lever(name: str, v: float) -> None:
-        def update(d):
-            new = (turn_now, {**(d[1] if d[0] == turn_now else {}), name: v})
-            draft_ref.current = new
-            return new
-
-        set_draft_t(update)
-
-    err, set_err = solara.use_state("")
     try:
         state = hub.state(gid, token)
     except GameError as exc:
@@ -398,117 +504,172 @@ def Play():
         return
     team = state["team"]
     solara.Title(f"{team}: Lanthanide wargame")
-    me = state["me"]
     header = (
         f"{team} · {state['name']} · turn {min(state['turn'] + 1, state['turns'])} of "
         f"{state['turns']}"
     )
     with solara.Column():
         solara.Text(header, classes=["wg-big", "wg-header"])
-        if state["status"] == "finished":
-            solara.Success("The game is over. Your facilitator will lead the debrief.")
-            solara.Button(
-                "Open the debrief",
-                href=f"/debrief?game={gid}&token={quote(token)}",
-                target="_blank",
-            )
-        else:
-            td = state["turn_dates"]
-            solara.Markdown(
-                f"This turn: **{td[0]} to {td[1]}** ({state['turn_months']} months). "
-                + ("**Paused by the facilitator.** " if state["status"] == "paused" else "")
-                + (
-                    f"Time left: about {state['deadline_in_seconds']:.0f} s."
-                    if state["deadline_in_seconds"] is not None
-                    else ""
+        # The page keeps one shape from the first turn to the end: an element added or removed
+        # in the middle would shift every later one, and reacton would rebuild those (the
+        # charts included) instead of updating them. So the status line is always there and
+        # the debrief button comes last in its row.
+        with solara.Row(style={"align-items": "center", "flex-wrap": "wrap"}):
+            if state["status"] == "finished":
+                Md("**The game is over.** Your facilitator will lead the debrief.", ("wg-status",))
+                solara.Button(
+                    "Open the debrief",
+                    href=f"/debrief?game={gid}&token={quote(token)}",
+                    target="_blank",
                 )
-            )
-        Submissions(state)
+            else:
+                td = state["turn_dates"]
+                left = state["deadline_in_seconds"]
+                Md(
+                    f"This turn: **{td[0]} to {td[1]}** ({state['turn_months']} months). "
+                    + ("**Paused by the facilitator.** " if state["status"] == "paused" else "")
+                    + (f"Time left: about {left:.0f} s." if left is not None else ""),
+                    ("wg-status",),
+                )
+        Submissions(state["teams"])
+        mine = state["teams"][team]
         with solara.Columns([5, 7]):
             with solara.Column():
-                with solara.Card(f"Your levers ({team})"):
-                    solara.Markdown(
-                        f"Budget: **{_money(me['budget_usd'])}** · stockpile "
-                        f"{sum(me['stockpile_t'].values()):,.0f} t · target "
-                        f"{me['stockpile_target_days']:.0f} days"
-                    )
-                    levers = state["levers"]
-                    for name, lvr in levers.items():
-                        value = draft.get(name, lvr["value"])
-                        label = f"{lvr['label']} [{lvr['min']:g} to {lvr['max']:g} {lvr['unit']}]"
-                        if lvr["step"] == 1.0 and lvr["max"] == 1.0 and lvr["min"] == 0.0:
-                            solara.Checkbox(
-                                label=label,
-                                value=bool(value >= 0.5),
-                                on_value=lambda v, n=name: set_lever(n, 1.0 if v else 0.0),
-                            )
-                        else:
-                            LeverBox(name, label, float(value), lambda v, n=name: set_lever(n, v))
-                        solara.Text(f"{lvr['help']} Cost: {lvr['cost']}.", classes=["wg-muted"])
-
-                    def submit():
-                        k, moves = draft_ref.current
-                        try:
-                            hub.moves(gid, token, {"moves": dict(moves) if k == game.turn else {}})
-                            set_err("")
-                        except GameError as exc:
-                            set_err(exc.message)
-
-                    solara.Button(
-                        "Submit moves", on_click=submit, color="primary", classes=["wg-submit"]
-                    )
-                    if err:
-                        solara.Error(err)
-                    mine = state["teams"][team]
-                    if mine["submitted"]:
-                        sent = state.get("moves") or {}
-                        what = "; ".join(
-                            f"{levers[n]['label'] if n in levers else n} {v:g}"
-                            for n, v in sent.items()
-                        )
-                        solara.Text(
-                            f"Submitted (revision {mine.get('revision', 1)}): "
-                            f"{what or 'no change'}. You can revise until the turn closes.",
-                            classes=["wg-ok", "wg-submitted"],
-                        )
-                    else:
-                        solara.Text("Not submitted yet.", classes=["wg-wait"])
-                Messages(
-                    state,
-                    lambda to, text: hub.message(gid, token, {"to": to, "text": text}),
-                    list(state["teams"]),
+                Levers(
+                    gid,
+                    token,
                     team,
+                    state["turn"],
+                    state["levers"],
+                    state["me"],
+                    state.get("moves") if mine["submitted"] else None,
+                    mine.get("revision", 0),
                 )
+                Messages(state["messages"], gid, token, list(state["teams"]), team)
             with solara.Column():
                 with solara.Card("The world"):
-                    WorldSummary(state)
-                Intelligence(me)
-                frames = game.frames() if game else None
-                if frames is not None:
-                    # the right-hand column is about 700 px wide: two small multiples a row
-                    ExplorerView(game, ("prices",), "prices", wrap=2)
-                    if team != "China":
-                        ExplorerView(game, ("dependence", team), "dependence", country=team, wrap=2)
-                    ExplorerView(
-                        game, ("stocks", team), "stocks", country=team, option="ndpr", wrap=2
-                    )
-                    Chart(
-                        game,
-                        ("lost", team),
-                        lambda: charts.line_spec(
-                            charts.series(game.frames(), "lost_output_usd", country=team),
-                            f"{team}: output lost to shortages",
-                            "US$/month",
-                        ),
-                    )
-                with solara.Card("News"):
-                    solara.Markdown(
-                        "\n".join(
-                            f"- {n['date']} · **{n['by']}**: {n['text']}"
-                            for n in reversed(state["news"][-10:])
-                        )
-                        or "Nothing yet."
-                    )
+                    WorldSummary(state["world"])
+                Intelligence(state["me"])
+                TeamCharts(gid, team, state["turn"])
+                News(state["news"])
+
+
+@solara.component
+def Levers(
+    gid: str,
+    token: str,
+    team: str,
+    turn: int,
+    levers: dict,
+    me: dict,
+    submitted: dict | None,
+    revision: int,
+):
+    """A team's levers with units and limits, its budget, and the Submit button.
+
+    ``submitted`` is the team's moves in force this turn (None before it submits).
+    """
+    # The draft (levers changed but not yet submitted) belongs to one turn: a draft of an earlier
+    # turn reads as empty, with no reset render that could race the student's typing. Updates
+    # are functional and also land in a ref, so a click on Submit that arrives before the page
+    # re-rendered still sends the latest values.
+    draft_t, set_draft_t = solara.use_state((turn, {}))
+    draft_ref = solara.use_ref(draft_t)
+    draft = draft_t[1] if draft_t[0] == turn else {}
+    err, set_err = solara.use_state("")
+
+    def setters() -> dict:
+        def set_lever(name: str, v: float) -> None:
+            def update(d):
+                new = (turn, {**(d[1] if d[0] == turn else {}), name: v})
+                draft_ref.current = new
+                return new
+
+            set_draft_t(update)
+
+        return {
+            n: (lambda v, n=n: set_lever(n, v), lambda v, n=n: set_lever(n, 1.0 if v else 0.0))
+            for n in levers
+        }
+
+    # the same callbacks while the turn lasts, so a lever box re-renders only if its value does
+    on_lever = solara.use_memo(setters, [turn, tuple(levers)])
+
+    def submit():
+        k, moves = draft_ref.current
+        hub = get_hub()
+        live = hub.games[gid].turn if gid in hub.games else turn
+        try:
+            hub.moves(gid, token, {"moves": dict(moves) if k == live else {}})
+            set_err("")
+        except GameError as exc:
+            set_err(exc.message)
+
+    with solara.Card(f"Your levers ({team})") as card:
+        Md(
+            f"Budget: **{_money(me['budget_usd'])}** · stockpile "
+            f"{sum(me['stockpile_t'].values()):,.0f} t · target "
+            f"{me['stockpile_target_days']:.0f} days"
+        )
+        for name, lvr in levers.items():
+            value = draft.get(name, lvr["value"])
+            label = f"{lvr['label']} [{lvr['min']:g} to {lvr['max']:g} {lvr['unit']}]"
+            if lvr["step"] == 1.0 and lvr["max"] == 1.0 and lvr["min"] == 0.0:
+                solara.Checkbox(label=label, value=bool(value >= 0.5), on_value=on_lever[name][1])
+            else:
+                LeverBox(name, label, float(value), on_lever[name][0])
+            solara.Text(f"{lvr['help']} Cost: {lvr['cost']}.", classes=["wg-muted"])
+        solara.Button("Submit moves", on_click=submit, color="primary", classes=["wg-submit"])
+        if err:
+            solara.Error(err)
+        if submitted is not None:
+            what = "; ".join(
+                f"{levers[n]['label'] if n in levers else n} {v:g}" for n, v in submitted.items()
+            )
+            solara.Text(
+                f"Submitted (revision {revision or 1}): "
+                f"{what or 'no change'}. You can revise until the turn closes.",
+                classes=["wg-ok", "wg-submitted"],
+            )
+        else:
+            solara.Text("Not submitted yet.", classes=["wg-wait"])
+    return card
+
+
+@solara.component
+def TeamCharts(gid: str, team: str, turn: int):
+    """The team's dashboard charts, built once per turn for all pages (re-rendered per turn).
+
+    They are there, empty, before the first turn, so that each browser compiles them while the
+    teams read their briefing and a new turn only adds rows.
+    """
+    game = get_hub().games.get(gid)
+    with solara.Column() as col:
+        if game is not None:
+            # the right-hand column is about 700 px wide: two small multiples a row
+            ExplorerView(game, ("prices",), "prices", wrap=2)
+            if team != "China":
+                ExplorerView(game, ("dependence", team), "dependence", country=team, wrap=2)
+            ExplorerView(game, ("stocks", team), "stocks", country=team, option="ndpr", wrap=2)
+            LineChart(
+                game,
+                ("lost", team),
+                lambda frames: charts.series(frames, "lost_output_usd", country=team),
+                f"{team}: output lost to shortages",
+                "US$/month",
+            )
+    return col
+
+
+@solara.component
+def News(news: list[dict]):
+    """The policy log as news, newest first."""
+    with solara.Card("News") as card:
+        Md(
+            "\n".join(f"- {n['date']} · **{n['by']}**: {n['text']}" for n in reversed(news[-10:]))
+            or "Nothing yet."
+        )
+    return card
 
 
 @solara.component
@@ -578,7 +739,7 @@ def Intelligence(me: dict):
             solara.Text("Nothing yet: the first turn has not been played.")
             return
         fill = intel["fill"]
-        solara.Markdown(
+        Md(
             "Orders filled last month: "
             + ", ".join(
                 f"{k.replace('_', ' ')} {v:.0%}" for k, v in fill.items() if "concentrate" not in k
@@ -586,14 +747,14 @@ def Intelligence(me: dict):
         )
         risk = intel["perceived_risk_of"]
         top = sorted(risk.items(), key=lambda kv: -kv[1])[:3]
-        solara.Markdown("Your buyers fear: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+        Md("Your buyers fear: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
         imp = intel["import_share_from"]
         if imp:
-            solara.Markdown(
+            Md(
                 "Imports from: "
                 + ", ".join(f"{k} {v:.0%}" for k, v in sorted(imp.items(), key=lambda kv: -kv[1]))
             )
-        solara.Markdown(
+        Md(
             f"Pain (output lost over 3 months, share of RE-using output): {intel['pain']:.2%}; "
             f"lost last turn: {_money(me['lost_output_last_turn_usd'])}"
         )
@@ -694,7 +855,7 @@ def Facilitator():
                             if e["players"]
                             else "empty seat (strategy plays)"
                         )
-                        solara.Markdown(f"**{t}**: {sub} (revision {e.get('revision', 0)}), {seat}")
+                        Md(f"**{t}**: {sub} (revision {e.get('revision', 0)}), {seat}")
                         mv = state["moves"].get(t)
                         if mv:
                             solara.Text(
@@ -786,7 +947,7 @@ def Facilitator():
                     solara.Button("Broadcast", on_click=act(send))
             with solara.Column():
                 with solara.Card("The world"):
-                    WorldSummary(state)
+                    WorldSummary(state["world"])
                 with solara.Card("Budgets and stockpiles (all states)"):
                     rows = "\n".join(
                         f"| {c} | {_money(b['budget_usd'])} | "
@@ -794,16 +955,11 @@ def Facilitator():
                         f"{_money(b['lost_output_last_turn_usd'])} |"
                         for c, b in state["countries"].items()
                     )
-                    solara.Markdown(
+                    Md(
                         "| state | budget | stockpile | lost last turn |\n|---|---|---|---|\n"
                         + rows
                     )
-                Messages(
-                    state,
-                    lambda to, text: hub.message(gid, token, {"to": to, "text": text}),
-                    list(state["teams"]),
-                    None,
-                )
+                Messages(state["messages"], gid, token, list(state["teams"]), None)
 
 
 # ----------------------------------------------------------------------------- projector
@@ -836,7 +992,7 @@ def Projector():
                 f"Turn {state['turn'] + 1} of {state['turns']} · {td[0]} to {td[1]}",
                 classes=["wg-huge", "wg-header"],
             )
-        Submissions(state)
+        Submissions(state["teams"])
         if state["turn"] == 0:
             with solara.Row(style={"flex-wrap": "wrap", "gap": "32px"}):
                 for t, code in state["join_codes"].items():
@@ -845,33 +1001,29 @@ def Projector():
                         solara.HTML(tag="div", unsafe_innerHTML=_qr_svg(state["join_urls"][t], 5))
                         solara.Text(code, classes=["wg-big"])
             solara.Text(f"or open {hub.public_url}/ and type the game id {gid} and your team code")
-        WorldSummary(state, big=True)
+        WorldSummary(state["world"], big=True)
         frames = game.frames() if game else None
         if frames is not None:
             with solara.Columns([1, 1]):
-                Chart(
+                LineChart(
                     game,
                     ("proj-prices",),
-                    lambda: charts.line_spec(
-                        charts.series(
-                            game.frames(), "price", by="good", segment="world", stage="oxide"
-                        ),
-                        "World oxide prices",
-                        "US$/kg",
-                        colours=charts.GOOD_COLOURS,
-                        height=260,
+                    lambda frames: charts.series(
+                        frames, "price", by="good", segment="world", stage="oxide"
                     ),
+                    "World oxide prices",
+                    "US$/kg",
+                    colours=charts.GOOD_COLOURS,
+                    height=260,
                 )
-                Chart(
+                LineChart(
                     game,
                     ("proj-share",),
-                    lambda: charts.line_spec(
-                        charts.series(game.frames(), "china_share", by="stage"),
-                        "China's share of world output",
-                        "share",
-                        y_format=".0%",
-                        height=260,
-                    ),
+                    lambda frames: charts.series(frames, "china_share", by="stage"),
+                    "China's share of world output",
+                    "share",
+                    y_format=".0%",
+                    height=260,
                 )
         with solara.Column(gap="2px"):
             for n in reversed(state["news"][-6:]):
@@ -931,12 +1083,12 @@ def Debrief():
             )
         verdict = summ.get("verdict")
         conc = summ.get("concession") or {}
-        solara.Markdown(
+        Md(
             f"### Verdict so far: **{verdict}** · concession: "
             + (f"obtained {conc.get('date')}" if conc.get("obtained") else "not obtained")
         )
         for line in summ.get("explanation") or []:
-            solara.Markdown(f"- {line}")
+            Md(f"- {line}")
         both = ("scenario", "counterfactual")
         with solara.Columns([1, 1]):
             VegaLite(
@@ -1028,7 +1180,7 @@ def Debrief():
                     mv = rec["moves"].get(t)
                     txt = ", ".join(f"{k}={v:g}" for k, v in mv.items()) if mv else ""
                     lines.append(f"- {t} ({who}): {txt or '-'}")
-            solara.Markdown("\n".join(lines))
+            Md("\n".join(lines))
         with solara.Card("Outcomes: game vs counterfactual"):
             o = summ.get("outcomes") or {}
             rows = "\n".join(
@@ -1037,9 +1189,7 @@ def Debrief():
                 f"{_num(v.get('delta'))} |"
                 for k, v in o.items()
             )
-            solara.Markdown(
-                "| outcome | game | counterfactual | difference |\n|---|---|---|---|\n" + rows
-            )
+            Md("| outcome | game | counterfactual | difference |\n|---|---|---|---|\n" + rows)
 
 
 def _num(x) -> str:
