@@ -155,6 +155,8 @@ def _fmt(x) -> str:
         return f"{x:,.0f}"
     if ax >= 10:
         return f"{x:,.1f}"
+    if ax < 5e-4:  # rounding noise (a stock emptied to -1e-10 t) prints as zero, not "-0.000"
+        return "0.000"
     return f"{x:,.3f}"
 
 

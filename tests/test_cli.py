@@ -398,3 +398,11 @@ def test_no_command_prints_help(capsys):
     out = capsys.readouterr().out
     for command in ("run", "scenarios", "validate"):
         assert command in out
+
+
+def test_outcome_table_prints_rounding_noise_as_zero():
+    from experiments.cli import _fmt
+
+    assert _fmt(-1e-10) == "0.000"
+    assert _fmt(-0.0012) == "-0.001"
+    assert _fmt(2.5e9) == "2.50 bn"
