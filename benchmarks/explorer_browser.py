@@ -170,12 +170,21 @@ def _steps(page, start, first_month: int, n: int, gap_ms: int) -> tuple[list, li
     return on_page, wall
 
 
-def _cpu_per_step(proc_pid: int, before: tuple[float, float], n: int) -> dict:
+def _timed_steps(page, start, proc_pid: int, done: int, n: int, gap_ms: int, tag: str) -> dict:
+    """``n`` timed Step clicks after month ``done``: Step-to-charts, wall time, CPU per Step.
+
+    The keys end in ``_{tag}`` (``early`` or ``late``).
+    """
+    before = (_cpu_seconds(proc_pid), _descendants_cpu(os.getpid()))
+    on_page, wall = _steps(page, start, done, n, gap_ms)
     server = _cpu_seconds(proc_pid) - before[0]
     everything = _descendants_cpu(os.getpid()) - before[1]
     return {
-        "server_cpu_ms_per_step": round(1000 * server / n, 1),
-        "browser_cpu_ms_per_step": round(1000 * (everything - server) / n, 1),
+        f"{tag}_from_month": done + 1,
+        f"step_to_charts_{tag}": _ms(on_page),
+        f"step_wall_{tag}": _ms(wall),
+        f"server_cpu_ms_per_step_{tag}": round(1000 * server / n, 1),
+        f"browser_cpu_ms_per_step_{tag}": round(1000 * (everything - server) / n, 1),
     }
 
 
@@ -291,14 +300,7 @@ def run(
                 # to the early month with untimed clicks (the first month also builds the
                 # export buttons), then the timed ones
                 _steps(page, start, 0, early_month, 0)
-                before = (_cpu_seconds(proc.pid), _descendants_cpu(os.getpid()))
-                on_page, wall = _steps(page, start, early_month, steps, gap_ms)
-                out["early_from_month"] = early_month + 1
-                out["step_to_charts_early"] = _ms(on_page)
-                out["step_wall_early"] = _ms(wall)
-                out.update(
-                    {f"{k}_early": v for k, v in _cpu_per_step(proc.pid, before, steps).items()}
-                )
+                out.update(_timed_steps(page, start, proc.pid, early_month, steps, gap_ms, "early"))
                 if shots:
                     shots.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=shots / "explorer-early.png", full_page=True)
@@ -317,14 +319,7 @@ def run(
                     raise BenchmarkError(
                         f"playing ran to the horizon (month {done}); no late steps"
                     )
-                before = (_cpu_seconds(proc.pid), _descendants_cpu(os.getpid()))
-                on_page, wall = _steps(page, start, done, n_late, gap_ms)
-                out["late_from_month"] = done + 1
-                out["step_to_charts_late"] = _ms(on_page)
-                out["step_wall_late"] = _ms(wall)
-                out.update(
-                    {f"{k}_late": v for k, v in _cpu_per_step(proc.pid, before, n_late).items()}
-                )
+                out.update(_timed_steps(page, start, proc.pid, done, n_late, gap_ms, "late"))
                 if shots:
                     page.wait_for_timeout(1500)  # the leverage meter follows the charts
                     page.screenshot(path=shots / "explorer-late.png", full_page=True)
