@@ -247,15 +247,27 @@ class RareEarthModel(mesa.Model):
         self._can_shut = (kinds == FirmKind.MINER) | self._is_recycler
         self._must_run_n = (self._must_run[self.firms.country] > 0) & (kinds == FirmKind.MINER)
         self._mine_build = np.array([cp.mine_build_months for cp in scenario.countries])
-        # fixed per-manufacturer quantities used by the reporters
+        # manufacturers use only the items from the first one any of them uses (oxides and
+        # magnets): their per-firm arrays cover those columns (the others stay 0 for them)
         mf = self.makers
+        used = np.flatnonzero(self.firms.use_tpy[mf].any(axis=0))
+        self._mj = slice(int(used[0]) if used.size else 0, I)
+        self._mj_good = self._good_of_item[self._mj]
+        # each country's manufacturers are one contiguous block (as built): grouped sums over
+        # them are np.add.reduceat over the block starts (bincount when they are not)
+        self._mf_reduce = self._maker_block_starts()
+        # fixed per-manufacturer quantities used by the reporters
         self.maker_use_reo = self.by_country(self.firms.use_tpy[mf] @ self.reo_per_item / 12.0, mf)
         self.maker_weight = self.firms.use_tpy[mf].sum(axis=1)
-        self._monthly_use = self.firms.use_tpy[mf] / 12.0
+        self._monthly_use = np.ascontiguousarray(self.firms.use_tpy[mf, self._mj] / 12.0)
         self.makers_per_country = self.by_country(np.ones(self.maker_weight.size), mf)
         self.maker_weight_by_country = self.by_country(self.maker_weight, mf)
-        self._risk_cache: tuple[int, np.ndarray] = (-1, np.zeros((C, C)))
         self._risk_buyers_by_country = self.by_country(self._risk_buyer)  # fixed
+        # perceived risk of each supplier country held by a country's buyers (every non-miner),
+        # and manufacturers' rare-earth intensity per element group: per home country, as all
+        # the country's firms start equal and take the same shocks and cuts (see FirmState)
+        self.risk_c = np.zeros((C, C))
+        self.intensity_c = np.ones((C, G))
         self._reo_total = self.reo_per_item.sum(axis=1)
         self._ones_n = np.ones(self.firms.n)
         self._init_stocks()
@@ -268,6 +280,47 @@ class RareEarthModel(mesa.Model):
         )
 
     # ------------------------------------------------------------------ set-up helpers
+
+    def _maker_block_starts(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(countries, first rows) of the manufacturers' country blocks, if they tile the block."""
+        cs, starts, at = [], [], 0
+        blocks = sorted(
+            (b.start, c, b.stop) for c, b in enumerate(self._maker_blocks) if isinstance(b, slice)
+        )
+        if sum(r.size for r in self._maker_rows) != self.firms.n - self.P:
+            return None
+        for start, c, stop in blocks:
+            if start != at:
+                return None
+            cs.append(c)
+            starts.append(start)
+            at = stop
+        if at != self.firms.n - self.P or not starts:
+            return None
+        return np.array(cs, dtype=np.intp), np.array(starts, dtype=np.intp)
+
+    def sum_makers(self, x: np.ndarray) -> np.ndarray:
+        """Sum manufacturers' values by home country: (M,) -> (C,), (M, K) -> (C, K).
+
+        The same sums as ``by_country(x, self.makers)`` (added in another order: each
+        country's block is summed by ``np.add.reduceat``, deterministic and in row order).
+        """
+        if self._mf_reduce is None:
+            return self.by_country(x, self.makers)
+        cs, starts = self._mf_reduce
+        out = np.zeros((C, *x.shape[1:]))
+        out[cs] = np.add.reduceat(x, starts, axis=0)
+        return out
+
+    def firm_risk(self) -> np.ndarray:
+        """(N, C) perceived risk of each supplier country, per firm (miners hold none)."""
+        return np.take(self.risk_c, self._c_all, axis=0) * self._risk_buyer[:, None]
+
+    def firm_intensity(self) -> np.ndarray:
+        """(N, G) rare-earth use per unit output, per firm (1 for producers)."""
+        out = np.ones((self.firms.n, G))
+        out[self.makers] = np.take(self.intensity_c, self._c_mf, axis=0)
+        return out
 
     def by_country(self, x: np.ndarray, rows: slice | None = None) -> np.ndarray:
         """Sum per-firm values by home country: (n,) -> (C,), (n, K) -> (C, K).
@@ -635,13 +688,8 @@ class RareEarthModel(mesa.Model):
 
     def risk_by_country(self) -> np.ndarray:
         """(C, C) mean perceived risk of each country's buyers toward each supplier country."""
-        if self._risk_cache[0] < 0:  # valid until risk changes (phase 7 marks it stale)
-            f = self.firms
-            cnt = self._risk_buyers_by_country
-            # miners' rows are 0 (their risk is never shocked): no need to mask them out
-            tot = self.by_country(f.risk)
-            self._risk_cache = (self.month, tot / np.maximum(cnt, 1.0)[:, None])
-        return self._risk_cache[1]
+        # every buyer of a country holds the same values: the mean is the country's row
+        return self.risk_c * (self._risk_buyers_by_country > 0)[:, None]
 
     def _states_decide(self) -> None:
         for st in self.states:
@@ -1035,27 +1083,25 @@ class RareEarthModel(mesa.Model):
         f, fb = self.firms, self.fb
         pr, mf = self.producers, self.makers
         factor = self._demand_factor()  # (C, I)
-        need = self._monthly_use * np.take(factor, self._c_mf, axis=0)
-        need *= np.take(f.intensity[mf], self._good_of_item, axis=1)
+        mj = self._mj  # the items manufacturers use
+        # need = monthly use x demand factor x intensity; the last two are per country
+        per_c = factor[:, mj] * self.intensity_c[:, self._mj_good]
+        need = self._monthly_use * np.take(per_c, self._c_mf, axis=0)
         # each buyer's risk, weighted by where its country bought each item last month
-        risk = f.risk[mf]
-        r_eff = np.empty_like(need)
-        for c in range(C):  # one small matrix product per country instead of per item
-            rows = self._maker_blocks[c]
-            r_eff[rows] = risk[rows] @ self.supplier_share[:, c, :].T
+        # (r_eff[c, i] = sum_x risk[c, x] * share[i, c, x]: per country, as risk is)
+        r_eff = np.einsum("cx,icx->ci", self.risk_c, self.supplier_share)
         # target = base + risk_months * sensitivity * r_eff; orders = max(need + gap, 0) where
-        # need > 0, gap = (target * need - stock) / adjust_months (in place, same arithmetic)
-        gap = r_eff
+        # need > 0, gap = (target * need - stock) / adjust_months (in place)
+        gap = np.take(r_eff[:, mj] * fb.inventory_risk_months, self._c_mf, axis=0)
         gap *= f.risk_sensitivity[mf, None]
-        gap *= fb.inventory_risk_months
         gap += fb.inventory_base_months
         gap *= need
-        gap -= f.stock[mf]
+        gap -= f.stock[mf, mj]
         gap /= fb.inventory_adjust_months
         gap += need
         np.maximum(gap, 0.0, out=gap)
-        orders = np.zeros((f.n, I))
-        np.copyto(orders[mf], gap, where=need > 0)
+        orders_mf = np.where(need > 0, gap, 0.0)  # (M, items manufacturers use)
+        orders = np.zeros((self.P, I))  # producers' orders
         # processors: inputs for the output they expect to sell, plus a base inventory
         stock = f.stock[pr]
         monthly = self._monthly_capacity()
@@ -1072,14 +1118,14 @@ class RareEarthModel(mesa.Model):
         room = monthly * f.run_rate[pr, 0]
         inp = inp * np.where(tot > room, room / np.maximum(tot, 1e-12), 1.0)[:, None]
         g_in = (fb.inventory_base_months * inp - stock[:, 0:3]) / fb.inventory_adjust_months
-        orders[pr, 0:3] = np.where(sep[:, None], np.maximum(inp + g_in, 0.0), 0.0)
+        orders[:, 0:3] = np.where(sep[:, None], np.maximum(inp + g_in, 0.0), 0.0)
         mag = self._pr_mag
         nd, hv = self._magnet_recipe(pr)
         make = self._magnet_plan(monthly)
         for col, per in ((4, nd), (5, hv)):
             w = make * per
             g = (fb.inventory_base_months * w - stock[:, col]) / fb.inventory_adjust_months
-            orders[pr, col] = np.where(mag, np.maximum(w + g, 0.0), 0.0)
+            orders[:, col] = np.where(mag, np.maximum(w + g, 0.0), 0.0)
         # state stockpiles: buy toward the target in calm months, release in shortages
         use_g = (self.use_c * factor) @ self.reo_per_item / 12.0  # (C, G) t REO per month
         target_t = self.stockpile_target_days()[:, None] / 30.0 * use_g
@@ -1109,6 +1155,7 @@ class RareEarthModel(mesa.Model):
         return {
             "need": need,
             "orders": orders,
+            "orders_mf": orders_mf,
             "buy": buy,
             "release": release,
             "release_from": release_from,
@@ -1238,7 +1285,8 @@ class RareEarthModel(mesa.Model):
         f, mk = self.firms, self.mk
         offers = f.stock[self.producers] * self._sell_mask  # (P, I): sellers are producers
         supply = self.by_country(offers, self.producers)
-        demand = self.by_country(orders["orders"])
+        demand = self.by_country(orders["orders"], self.producers)
+        demand[:, self._mj] += self.sum_makers(orders["orders_mf"])
         supply += orders["release"]
         demand += orders["buy"]
         rule_arrays = self.policy.rule_arrays(self.month, np.maximum(demand - supply, 0.0))
@@ -1340,11 +1388,15 @@ class RareEarthModel(mesa.Model):
         revenue = self.by_country(rev_n, pr)
         fill = np.where(dem > 1e-12, bought_c / np.maximum(dem, 1e-12), 1.0)  # (C, I)
         cost_t = np.where(bought_c > 1e-12, paid_c / np.maximum(bought_c, 1e-12), 0.0)
-        got = orders["orders"] * np.take(fill, self._c_all, axis=0)
-        pay_n = np.einsum("ni,ni->n", got, np.take(cost_t, self._c_all, axis=0))
-        f.stock += got
-        f.cash -= pay_n
-        manuf_paid = pay_n[mf]
+        got = orders["orders"] * np.take(fill, self._c_pr, axis=0)
+        f.stock[pr] += got
+        f.cash[pr] -= np.einsum("ni,ni->n", got, np.take(cost_t, self._c_pr, axis=0))
+        mj = self._mj
+        got = orders["orders_mf"] * np.take(fill[:, mj], self._c_mf, axis=0)
+        manuf_paid = np.einsum("ni,ni->n", got, np.take(cost_t[:, mj], self._c_mf, axis=0))
+        stock_mf = f.stock[mf, mj]  # a view
+        stock_mf += got
+        f.cash[mf] -= manuf_paid
         self.fill = fill
         # which items have releases, purchases or export tax this month (adding zeros is exact)
         rel_any = orders["release"].any(axis=0)
@@ -1387,17 +1439,18 @@ class RareEarthModel(mesa.Model):
 
         # consumption and lost output: each input serves its own product lines, so a shortfall
         # of one input stops the output that depends on it (its REO content times value per kg)
-        need = orders["need"]  # (M, I) manufacturers
-        if f.stock[mf].min(initial=0.0) < -1e-6:  # buyers cannot hold less than nothing
-            r = int(np.argmin(f.stock[mf].min(axis=1)))
+        need = orders["need"]  # (M, items manufacturers use)
+        if stock_mf.min(initial=0.0) < -1e-6:  # buyers cannot hold less than nothing
+            r = int(np.argmin(stock_mf.min(axis=1)))
             raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
-        use = np.minimum(f.stock[mf], need)
-        f.stock[mf] -= use
-        consumed = self._ones_n[mf] @ use  # for the conservation check only
-        lost_kg = ((need - use) @ self._reo_total) * KG_PER_T
+        use = np.minimum(stock_mf, need)
+        stock_mf -= use
+        consumed = np.zeros(I)
+        consumed[mj] = self._ones_n[mf] @ use  # for the conservation check only
+        lost_kg = ((need - use) @ self._reo_total[mj]) * KG_PER_T
         lost_usd = lost_kg * f.value_per_kg[mf]
-        lost_cs = self.by_country(lost_usd[:, None] * f.sector_mix[mf], mf)
-        cons_cg = self.by_country(use @ self.reo_per_item, mf)
+        lost_cs = self.sum_makers(lost_usd[:, None] * f.sector_mix[mf])
+        cons_cg = self.sum_makers(use @ self.reo_per_item[mj])
 
         # miners dump co-products they cannot sell beyond the holding limit (tailings)
         lim = plan["hold_limit"]
@@ -1579,8 +1632,7 @@ class RareEarthModel(mesa.Model):
         flows = self.flows
         # risk perception: decay with the half-life, then shocks from restrictions
         decay = 0.5 ** (1.0 / fb.risk_half_life_months)
-        f.risk *= decay
-        self._risk_cache = (-1, self._risk_cache[1])  # risk changes now: recompute when asked
+        self.risk_c *= decay
         restr = flows.restriction.copy()  # (exporter, target)
         binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
         restr = np.maximum(restr, 0.5 * binding[:, None] * (1 - np.eye(C)))
@@ -1599,13 +1651,8 @@ class RareEarthModel(mesa.Model):
                 * fb.risk_shock
             )  # (buyer country, exporter)
             np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
-            # risk += shock * (1 - risk), with shock 0 for sellers (miners); manufacturers are
-            # all buyers, so only the producers' rows need the mask (x * 1.0 == x exactly)
-            shock = np.take(by_c, self._c_all, axis=0)
-            shock[self.producers] *= self._risk_buyer[self.producers, None]
-            rest = np.subtract(1.0, f.risk)
-            rest *= shock
-            f.risk += rest
+            # risk += shock * (1 - risk) (sellers, the miners, hold no risk: see firm_risk)
+            self.risk_c += (1.0 - self.risk_c) * by_c
         # expectations, losses, idling, restarts, bankruptcy
         if self.fb.learning_rate > 0:
             self._entrant_learning()
@@ -1651,16 +1698,15 @@ class RareEarthModel(mesa.Model):
         building = f.proj_size > 0
         f.proj_bad_months = np.where(building & (f.expected_margin < 0), f.proj_bad_months + 1, 0)
         # substitution and thrifting: driven by price and risk, never reversed
-        mf = self.makers
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
         pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure
         n_m = self.makers_per_country  # fixed
-        risk_cn = self.by_country(f.risk[mf, CHINA], mf) / np.maximum(n_m, 1.0)
+        risk_cn = np.where(n_m > 0, self.risk_c[:, CHINA], 0.0)  # manufacturers' risk of China
         risk_cn[CHINA] = 0.0
         pressure = np.clip(pressure + 0.5 * risk_cn[:, None], 0.0, 1.0)
-        cut = 1.0 - fb.substitution_rate_per_month * np.take(pressure, self._c_mf, axis=0)
-        f.intensity[mf] = np.maximum(f.intensity[mf] * cut, fb.substitution_floor)
+        cut = 1.0 - fb.substitution_rate_per_month * pressure
+        self.intensity_c = np.maximum(self.intensity_c * cut, fb.substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays
         rec = self._is_recycler & f.active
@@ -1793,11 +1839,12 @@ class RareEarthModel(mesa.Model):
             "_op_margin",
             "_cum_units",
             "_cost0",
+            "risk_c",
+            "intensity_c",
         ):
             setattr(new, name, getattr(self, name).copy())
         new.lost_hist = list(self.lost_hist)
         new.restr_hist = list(self.restr_hist)
-        new._risk_cache = (-1, self._risk_cache[1])
         new.rng = np.random.default_rng()
         new.rng.bit_generator.state = copy.deepcopy(self.rng.bit_generator.state)
         new.states = []

@@ -130,7 +130,8 @@ def record_month(model, rec: Recorder, month: int) -> None:
     rec.add(month, "import_share_from_china", dep[others], country=others, partner=CHINA)
     # inventories in months of use (manufacturers' REO content), stockpiles
     mf, pr = model.makers, model.producers
-    inv = model.by_country(f.stock[mf] @ model.reo_per_item, mf)
+    mj = model._mj  # the items manufacturers hold (the others are 0 for them)
+    inv = model.sum_makers(f.stock[mf, mj] @ model.reo_per_item[mj])
     use = model.maker_use_reo  # (C, G) t REO per month at intensity 1, fixed
     use = use * model.use_growth(month)
     has = use > 1e-9  # countries and goods with manufacturers using them
@@ -151,11 +152,10 @@ def record_month(model, rec: Recorder, month: int) -> None:
     rec.add(month, "idle_capacity_t_per_year", idle, **cs)
     rec.add(month, "bankruptcies", model.bankruptcies, country=_CTRY)
     # intensity and perceived risk
-    weight = model.maker_weight  # each manufacturer's total use (fixed)
+    # use-weighted mean over a country's manufacturers, who all hold the country's intensity
     n_m = model.makers_per_country
-    s_ = model.by_country(f.intensity[mf] * weight[:, None], mf)
     w_ = model.maker_weight_by_country[:, None]  # fixed
-    inten = np.where(w_ > 0, s_ / np.where(w_ > 0, w_, 1.0), np.nan)
+    inten = np.where(w_ > 0, model.intensity_c, np.nan)
     has_m = np.flatnonzero(n_m > 0)
     rec.add(
         month,

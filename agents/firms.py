@@ -38,7 +38,13 @@ entirely in magnets; the actual split per country follows its heavy/ndpr magnet 
 
 @dataclass
 class FirmState:
-    """Struct of arrays, one row per firm."""
+    """Struct of arrays, one row per firm.
+
+    Perceived risk and rare-earth intensity are not here: every buyer of a country starts at the
+    same value and takes the same shocks and cuts, so the model holds them once per home country
+    (``RareEarthModel.risk_c`` and ``intensity_c``; ``firm_risk()`` and ``firm_intensity()``
+    give them per firm).
+    """
 
     kind: np.ndarray  # (N,) FirmKind
     country: np.ndarray  # (N,) country index
@@ -61,10 +67,8 @@ class FirmState:
     proj_capex_left: np.ndarray  # (N,) US$ still to spend
     proj_bad_months: np.ndarray  # (N,) months with expected loss during construction
     use_tpy: np.ndarray  # (N, I) manufacturers' annual use at intensity 1
-    intensity: np.ndarray  # (N, G) rare-earth use per unit output, 1 at start, never rises
     sector_mix: np.ndarray  # (N, S) sector shares of a manufacturer's use
     value_per_kg: np.ndarray  # (N,) US$ of output lost per kg REO not supplied
-    risk: np.ndarray  # (N, C) perceived disruption risk of each supplier country, 0..1
     risk_sensitivity: np.ndarray  # (N,) heterogeneity in precautionary demand
     price_floor: np.ndarray  # (N,) guaranteed US$/kg for the oxide of one group (0 = none)
     price_floor_good: np.ndarray  # (N,) element group the floor covers (index into GOODS)
@@ -303,10 +307,8 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
         proj_capex_left=np.zeros(n),
         proj_bad_months=np.zeros(n, dtype=np.int32),
         use_tpy=np.zeros((n, I)),
-        intensity=np.ones((n, G)),
         sector_mix=np.zeros((n, S)),
         value_per_kg=np.zeros(n),
-        risk=np.zeros((n, C)),
         risk_sensitivity=np.ones(n),
         price_floor=np.zeros(n),
         price_floor_good=np.ones(n, dtype=np.int8),
