@@ -60,6 +60,7 @@ from agents.firms import (
     output_composition,
     output_value_usd_per_kg,
     supply_response,
+    value_coefficients,
 )
 from agents.states import StateAgent
 from agents.strategies import DisputeView, Observation, ScriptedStrategy
@@ -256,6 +257,13 @@ class RareEarthModel(mesa.Model):
         # each country's manufacturers are one contiguous block (as built): grouped sums over
         # them are np.add.reduceat over the block starts (bincount when they are not)
         self._mf_reduce = self._maker_block_starts()
+        self._mf_spans: list[tuple[int, tuple[int, int]]] = []
+        if self._mf_reduce is not None:
+            cs, starts = self._mf_reduce
+            stops = [*starts[1:], self.firms.n - self.P]
+            self._mf_spans = [
+                (int(c), (int(a), int(b))) for c, a, b in zip(cs, starts, stops, strict=True)
+            ]
         # fixed per-manufacturer quantities used by the reporters
         self.maker_use_reo = self.by_country(self.firms.use_tpy[mf] @ self.reo_per_item / 12.0, mf)
         self.maker_weight = self.firms.use_tpy[mf].sum(axis=1)
@@ -263,6 +271,10 @@ class RareEarthModel(mesa.Model):
         self.makers_per_country = self.by_country(np.ones(self.maker_weight.size), mf)
         self.maker_weight_by_country = self.by_country(self.maker_weight, mf)
         self._risk_buyers_by_country = self.by_country(self._risk_buyer)  # fixed
+        # US$ of output lost per t of REO short, by sector, per manufacturer (fixed)
+        self._lost_weight = (
+            KG_PER_T * self.firms.value_per_kg[mf][:, None] * self.firms.sector_mix[mf]
+        )
         # perceived risk of each supplier country held by a country's buyers (every non-miner),
         # and manufacturers' rare-earth intensity per element group: per home country, as all
         # the country's firms start equal and take the same shocks and cuts (see FirmState)
@@ -310,6 +322,18 @@ class RareEarthModel(mesa.Model):
         cs, starts = self._mf_reduce
         out = np.zeros((C, *x.shape[1:]))
         out[cs] = np.add.reduceat(x, starts, axis=0)
+        return out
+
+    def sum_makers_weighted(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``sum_makers(w[:, None] * x)`` for (M,) weights and (M, K) values: (C, K).
+
+        One matrix-vector product per country block (no (M, K) temporary).
+        """
+        if self._mf_reduce is None:
+            return self.by_country(w[:, None] * x, self.makers)
+        out = np.zeros((C, x.shape[1]))
+        for c, (a, b) in self._mf_spans:
+            out[c] = w[a:b] @ x[a:b]
         return out
 
     def firm_risk(self) -> np.ndarray:
@@ -875,7 +899,9 @@ class RareEarthModel(mesa.Model):
         """
         exp = np.maximum(exp, PROBE_SHARE * (cap if probe is None else probe))
         target = (1.0 + self.fb.producer_stock_months) * exp
-        return np.clip(exp + (target - held) / 2.0, 0.0, cap)
+        out = exp + (target - held) / 2.0
+        np.maximum(out, 0.0, out=out)  # np.clip(out, 0, cap), without its wrapper's overhead
+        return np.minimum(out, cap, out=out)
 
     def _magnet_plan(self, monthly: np.ndarray) -> np.ndarray:
         """(P,) magnet output planned within capacity (cost-plus prices: output follows orders)."""
@@ -1015,8 +1041,8 @@ class RareEarthModel(mesa.Model):
         f, fb = self.firms, self.fb
         if rows.size == 0:
             return
-        kinds = f.kind[rows].astype(int)
-        build = np.array([fb.build_months[KIND_CODES[min(k, 3)]] for k in kinds])
+        kinds = np.minimum(f.kind[rows].astype(int), 3)
+        build = np.array([fb.build_months[k] for k in KIND_CODES])[kinds]
         build = np.where(f.build_months[rows] > 0, f.build_months[rows], build)
         mine_build = self._mine_build
         host = f.country[rows]
@@ -1028,7 +1054,7 @@ class RareEarthModel(mesa.Model):
         lead = permit + build + np.where(processing, extra[host], 0.0)
         capex = size * self._capex[rows] * np.where(processing, mult[host], 1.0)
         # the host's finance pool pays up to 80% of capex, first come first served
-        for j, r in enumerate(rows):  # only the firms starting a project this month
+        for j, r in enumerate(rows if self.finance_pool.any() else ()):  # only with a pool
             k = min(int(f.kind[r]), 3)
             c = int(f.country[r])
             paid = min(self.finance_pool[c, k], 0.8 * capex[j])
@@ -1096,11 +1122,16 @@ class RareEarthModel(mesa.Model):
         gap *= f.risk_sensitivity[mf, None]
         gap += fb.inventory_base_months
         gap *= need
-        gap -= f.stock[mf, mj]
+        # manufacturers' stock of those items, copied once into a contiguous array for this
+        # month's arithmetic (a column slice of the (N, I) array is strided and 4 times slower);
+        # settlement works on the copy and writes it back
+        stock_mf = np.ascontiguousarray(f.stock[mf, mj])
+        gap -= stock_mf
         gap /= fb.inventory_adjust_months
         gap += need
         np.maximum(gap, 0.0, out=gap)
-        orders_mf = np.where(need > 0, gap, 0.0)  # (M, items manufacturers use)
+        gap *= need > 0  # no order where nothing is needed (gap >= 0: the same as a where)
+        orders_mf = gap  # (M, items manufacturers use)
         orders = np.zeros((self.P, I))  # producers' orders
         # processors: inputs for the output they expect to sell, plus a base inventory
         stock = f.stock[pr]
@@ -1156,6 +1187,7 @@ class RareEarthModel(mesa.Model):
             "need": need,
             "orders": orders,
             "orders_mf": orders_mf,
+            "stock_mf": stock_mf,
             "buy": buy,
             "release": release,
             "release_from": release_from,
@@ -1394,7 +1426,7 @@ class RareEarthModel(mesa.Model):
         mj = self._mj
         got = orders["orders_mf"] * np.take(fill[:, mj], self._c_mf, axis=0)
         manuf_paid = np.einsum("ni,ni->n", got, np.take(cost_t[:, mj], self._c_mf, axis=0))
-        stock_mf = f.stock[mf, mj]  # a view
+        stock_mf = orders["stock_mf"]  # contiguous copy, written back below
         stock_mf += got
         f.cash[mf] -= manuf_paid
         self.fill = fill
@@ -1445,12 +1477,13 @@ class RareEarthModel(mesa.Model):
             raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
         use = np.minimum(stock_mf, need)
         stock_mf -= use
+        f.stock[mf, mj] = stock_mf
         consumed = np.zeros(I)
         consumed[mj] = self._ones_n[mf] @ use  # for the conservation check only
-        lost_kg = ((need - use) @ self._reo_total[mj]) * KG_PER_T
-        lost_usd = lost_kg * f.value_per_kg[mf]
-        lost_cs = self.sum_makers(lost_usd[:, None] * f.sector_mix[mf])
-        cons_cg = self.sum_makers(use @ self.reo_per_item[mj])
+        # lost output: REO short (t) x US$ per kg x 1000, split by sector mix, per country
+        short = need - use
+        lost_cs = self.sum_makers_weighted(short @ self._reo_total[mj], self._lost_weight)
+        cons_cg = self.sum_makers(use) @ self.reo_per_item[mj]
 
         # miners dump co-products they cannot sell beyond the holding limit (tailings)
         lim = plan["hold_limit"]
@@ -1605,19 +1638,26 @@ class RareEarthModel(mesa.Model):
         if not first:
             self.exp_price += fb.expectation_speed * (self.price - self.exp_price)
         price = self.exp_price
-        value = output_value_usd_per_kg(f, price, mk)
-        floor = f.price_floor > 0
-        if floor.any():
-            g = f.price_floor_good.astype(np.intp)
-            gain = np.maximum(f.price_floor - price[OXIDE[0] + g, f.country], 0.0)
-            value = value + np.where(floor, gain * f.basket[np.arange(f.n), g], 0.0)
+        if first or not hasattr(self, "_value_coef"):  # baskets and grade mixes are fixed
+            self._value_coef = value_coefficients(f, mk)
+        value = output_value_usd_per_kg(f, price, mk, self._value_coef)
+        floor = np.flatnonzero(f.price_floor > 0)
+        if floor.size:  # a guaranteed price tops up the covered oxide's value
+            g = f.price_floor_good[floor].astype(np.intp)
+            gain = np.maximum(f.price_floor[floor] - price[OXIDE[0] + g, f.country[floor]], 0.0)
+            value[floor] += gain * f.basket[floor, g]
         sub = self.recycling_subsidy()
-        value = value + np.where(self._pr_rec, sub[f.country], 0.0)
+        if sub.any():
+            rec = np.flatnonzero(self._pr_rec)
+            value[rec] += sub[f.country[rec]]
         _extra, mult = self.tech_ban()
-        processing = self._pr_processing
-        capital = self._capex[pr] * np.where(processing, mult[f.country], 1.0)
-        capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
-        full = f.unit_cost + capital
+        key = mult.tobytes()
+        if getattr(self, "_capital_key", None) != key:  # the capital charge, per kg of output
+            processing = self._pr_processing
+            capital = self._capex[pr] * np.where(processing, mult[f.country], 1.0)
+            self._capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
+            self._capital_key = key
+        full = f.unit_cost + self._capital
         margin = (value - full) / np.maximum(full, 1e-9)
         if not hasattr(self, "_op_margin"):
             self._op_margin = np.zeros(self.firms.n)  # manufacturers stay at 0

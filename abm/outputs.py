@@ -131,7 +131,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     # inventories in months of use (manufacturers' REO content), stockpiles
     mf, pr = model.makers, model.producers
     mj = model._mj  # the items manufacturers hold (the others are 0 for them)
-    inv = model.sum_makers(f.stock[mf, mj] @ model.reo_per_item[mj])
+    inv = model.sum_makers(f.stock[mf, mj]) @ model.reo_per_item[mj]
     use = model.maker_use_reo  # (C, G) t REO per month at intensity 1, fixed
     use = use * model.use_growth(month)
     has = use > 1e-9  # countries and goods with manufacturers using them
