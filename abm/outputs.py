@@ -22,6 +22,7 @@ from abm.market import stacked
 from abm.recorder import Recorder
 
 _CTRY = np.arange(C)
+_NOT_CHINA = np.flatnonzero(_CTRY != CHINA)
 _IDX_ITEM_GOOD = np.array(ITEM_GOOD)
 _IDX_ITEM_STAGE = np.array(ITEM_STAGE)
 SEG_CHINA, SEG_WORLD, SEG_LOCAL = 0, 1, 2
@@ -54,7 +55,7 @@ def world_price(model, clearings) -> np.ndarray:
     p = model.price
     num = (p * w).sum(axis=1)
     den = w.sum(axis=1)
-    fallback = np.delete(p, CHINA, axis=1).mean(axis=1)
+    fallback = p[:, _NOT_CHINA].mean(axis=1)
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
 
 
