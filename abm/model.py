@@ -220,6 +220,10 @@ class RareEarthModel(mesa.Model):
             raise RuntimeError("firm population must list producers before manufacturers")
         self.producers = slice(0, self.P)
         self.makers = slice(self.P, self.firms.n)
+        # (C, P) 0/1 matrix of producers' home countries: a grouped sum over producers is one
+        # small matrix product (producers are not in country order, manufacturers are)
+        self._onehot_pr = np.zeros((C, self.P))
+        self._onehot_pr[self.firms.country[: self.P], np.arange(self.P)] = 1.0
         m_country = self.firms.country[self.makers]
         self._maker_rows = [np.flatnonzero(m_country == c) for c in range(C)]
         # home countries as index arrays for np.take (faster than fancy indexing, same values)
@@ -353,6 +357,8 @@ class RareEarthModel(mesa.Model):
         One ``np.bincount`` over a flat (country, column) index: deterministic and fast.
         """
         rows = rows or slice(0, self.firms.n)
+        if rows == self.producers:
+            return self._onehot_pr @ x
         country = self.firms.country[rows]
         if x.ndim == 1:
             return np.bincount(country, weights=x, minlength=C)
@@ -784,8 +790,10 @@ class RareEarthModel(mesa.Model):
         f, mk = self.firms, self.mk
         pr = self.producers
         # projects that finish this month come online
-        done = (f.proj_size > 0) & (f.proj_left <= 0)
-        if done.any():
+        done_pr = (f.proj_size[pr] > 0) & (f.proj_left[pr] <= 0)  # only producers build
+        if done_pr.any():
+            done = np.zeros(f.n, dtype=bool)
+            done[pr] = done_pr
             # a deposit held by a producing firm blends its own cost into the firm's
             blend = done & (f.prospect_cost > 0) & (f.capacity > 0)
             if blend.any():
@@ -1384,8 +1392,8 @@ class RareEarthModel(mesa.Model):
         ones_p = self._ones_n[pr]  # column sums by matrix-vector products (conservation only)
         produced = ones_p @ plan["out"] - ones_p @ plan["used"]
         # restart costs decided last month
-        if self.restart_due.any():
-            f.cash -= self.restart_due
+        if self.restart_due.any():  # producers only
+            f.cash[pr] -= self.restart_due[pr]
             self.external_out += float(self.restart_due.sum())
             self.restart_due[:] = 0.0
 
@@ -1502,10 +1510,11 @@ class RareEarthModel(mesa.Model):
                 self.states[c].spent_usd += by_c[c]
 
         # capex of projects under construction
-        building = f.proj_size > 0
-        spend = np.where(building, f.proj_capex_left / np.maximum(f.proj_left, 1), 0.0)
-        f.proj_capex_left -= spend
-        f.cash -= spend
+        building = f.proj_size[pr] > 0  # producers only (manufacturers never build)
+        left = f.proj_capex_left[pr]
+        spend = np.where(building, left / np.maximum(f.proj_left[pr], 1), 0.0)
+        left -= spend
+        f.cash[pr] -= spend
         self.external_out += float(spend.sum())
 
         # conservation
@@ -1697,31 +1706,32 @@ class RareEarthModel(mesa.Model):
         if self.fb.learning_rate > 0:
             self._entrant_learning()
         self._refresh_expectations()
-        producing = f.active & ~f.idle & self._is_producer & (f.capacity > 0)
-        losing = producing & (self._op_margin < 0)
-        f.loss_months = np.where(losing, f.loss_months + 1, np.where(producing, 0, f.loss_months))
-        must_run = self._must_run_n
+        # producers only (rows < P): manufacturers never produce, idle, build or go bankrupt,
+        # so their rows would stay as they are; the views below write through to the arrays
+        pr = self.producers
+        active, idle, cap = f.active[pr], f.idle[pr], f.capacity[pr]
+        op_margin, loss = self._op_margin[pr], f.loss_months[pr]
+        producing = active & ~idle & (cap > 0)
+        losing = producing & (op_margin < 0)
+        loss[:] = np.where(losing, loss + 1, np.where(producing, 0, loss))
+        must_run = self._must_run_n[pr]
         # only mines and recyclers shut down: a separator or magnet maker squeezed by its input
         # price buys less (its run rate falls) but still processes the feed it holds
-        shuts = self._can_shut
-        to_idle = producing & shuts & ~must_run & (f.loss_months >= fb.idle_after_loss_months)
-        f.idle |= to_idle
-        restart = f.idle & f.active & (self._op_margin > 0.1) & (f.expected_margin > -0.2)
+        shuts = self._can_shut[pr]
+        to_idle = producing & shuts & ~must_run & (loss >= fb.idle_after_loss_months)
+        idle |= to_idle
+        restart = idle & active & (op_margin > 0.1) & (f.expected_margin[pr] > -0.2)
         if restart.any():
-            self.restart_due += np.where(
-                restart, fb.restart_cost_share * f.capacity * KG_PER_T * f.unit_cost, 0.0
+            self.restart_due[pr] += np.where(
+                restart, fb.restart_cost_share * cap * KG_PER_T * f.unit_cost[pr], 0.0
             )
-            f.idle &= ~restart
-            f.loss_months[restart] = 0
-        f.loss_months = np.where(f.idle, f.loss_months + 1, f.loss_months)
-        debt_limit = fb.bankrupt_debt_years * f.capacity * KG_PER_T * f.unit_cost
-        broke = (
-            f.active
-            & self._is_producer
-            & (f.cash < -debt_limit)
-            & (f.loss_months >= fb.bankrupt_after_loss_months)
-        )
+            idle &= ~restart
+            loss[restart] = 0
+        loss += idle  # one more month idle
+        debt_limit = fb.bankrupt_debt_years * cap * KG_PER_T * f.unit_cost[pr]
+        broke = active & (f.cash[pr] < -debt_limit) & (loss >= fb.bankrupt_after_loss_months)
         if broke.any():
+            broke = np.flatnonzero(broke)  # producers are the first rows: the same indices
             self.bankruptcies += np.bincount(f.country[broke], minlength=C)
             # assets pass to a new owner as an undeveloped prospect; creditors write off debt
             self.external_in += float(-f.cash[broke].sum())
@@ -1735,8 +1745,8 @@ class RareEarthModel(mesa.Model):
             f.permitted[broke] = True  # an existing site keeps its permits
             f.proj_size[broke] = 0.0
             f.proj_capex_left[broke] = 0.0
-        building = f.proj_size > 0
-        f.proj_bad_months = np.where(building & (f.expected_margin < 0), f.proj_bad_months + 1, 0)
+        bad = f.proj_bad_months[pr]
+        bad[:] = np.where((f.proj_size[pr] > 0) & (f.expected_margin[pr] < 0), bad + 1, 0)
         # substitution and thrifting: driven by price and risk, never reversed
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
@@ -1749,9 +1759,10 @@ class RareEarthModel(mesa.Model):
         self.intensity_c = np.maximum(self.intensity_c * cut, fb.substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays
-        rec = self._is_recycler & f.active
-        grow = np.clip(self._op_margin, 0.0, 1.0) * fb.recycling_growth_per_month
-        f.capacity = np.where(rec, f.capacity * (1.0 + grow), f.capacity)
+        rec = self._pr_rec & active
+        if rec.any():
+            grow = np.clip(op_margin, 0.0, 1.0) * fb.recycling_growth_per_month
+            cap[:] = np.where(rec, cap * (1.0 + grow), cap)
         # supplier shares (for risk weighting and dependence)
         fl = stacked(flows.clearings, "flows")  # (I, exporter, buyer)
         bought = fl.sum(axis=1)  # (I, buyer)
