@@ -283,6 +283,7 @@ class RareEarthModel(mesa.Model):
         # and manufacturers' rare-earth intensity per element group: per home country, as all
         # the country's firms start equal and take the same shocks and cuts (see FirmState)
         self.risk_c = np.zeros((C, C))
+        self._risk_version = 0  # bumped whenever risk_c changes (risk_by_country caches on it)
         self.intensity_c = np.ones((C, G))
         self._reo_total = self.reo_per_item.sum(axis=1)
         self._ones_n = np.ones(self.firms.n)
@@ -719,7 +720,12 @@ class RareEarthModel(mesa.Model):
     def risk_by_country(self) -> np.ndarray:
         """(C, C) mean perceived risk of each country's buyers toward each supplier country."""
         # every buyer of a country holds the same values: the mean is the country's row
-        return self.risk_c * (self._risk_buyers_by_country > 0)[:, None]
+        cached = self.__dict__.get("_risk_mean")
+        if cached is None or cached[0] is not self.risk_c or cached[1] != self._risk_version:
+            value = self.risk_c * (self._risk_buyers_by_country > 0)[:, None]
+            cached = (self.risk_c, self._risk_version, value)
+            self._risk_mean = cached
+        return cached[2]
 
     def _states_decide(self) -> None:
         for st in self.states:
@@ -987,24 +993,31 @@ class RareEarthModel(mesa.Model):
         ``state_expansion_months`` and then ramps up like any new capacity. Capex is paid from
         the firms' cash, as for any project.
         """
-        f, pr = self.firms, self.producers
+        f = self.firms
         pq = self.policy.production_quota_t_per_year(self.month)
-        miner = f.kind[pr] == FirmKind.MINER
         for c in np.flatnonzero((self._state_headroom >= 0) & np.isfinite(pq)):
-            mine_c = miner & (f.country[pr] == c)
-            online = (f.capacity[pr] * f.active[pr])[mine_c].sum()
-            have = float(online + f.proj_size[pr][mine_c].sum())
+            mine_c = self._miner_rows(c)  # the country's mines (rows, fixed)
+            online = (f.capacity[mine_c] * f.active[mine_c]).sum()
+            have = float(online + f.proj_size[mine_c].sum())
             gap = pq[c] * (1.0 + self._state_headroom[c]) - have
             if gap <= 0.01 * pq[c]:
                 continue
-            ok = mine_c & f.active[pr] & ~f.idle[pr] & (f.proj_size[pr] == 0) & (f.capacity[pr] > 0)
-            rows = np.flatnonzero(ok)
+            ok = f.active[mine_c] & ~f.idle[mine_c] & (f.proj_size[mine_c] == 0)
+            rows = mine_c[ok & (f.capacity[mine_c] > 0)]
             if rows.size == 0:
                 continue
             size = gap * f.capacity[rows] / f.capacity[rows].sum()
             self._start_project(rows, size)
             months = self.scenario.countries[c].state_expansion_months
             f.proj_left[rows] = months
+
+    def _miner_rows(self, c: int) -> np.ndarray:
+        """Rows of country ``c``'s mining firms (kinds and home countries never change)."""
+        cache = self.__dict__.setdefault("_miner_rows_cache", {})
+        if c not in cache:
+            pr = self.producers
+            cache[c] = np.flatnonzero(self._pr_miner & (self.firms.country[pr] == c))
+        return cache[c]
 
     def _entrant_learning(self) -> None:
         """Entrants' unit costs fall with their cumulative output (learning by doing).
@@ -1172,22 +1185,24 @@ class RareEarthModel(mesa.Model):
         release = np.zeros((C, I))  # indexed by the market where tonnes are offered
         release_from = np.zeros((C, G))  # by owner
         partners = self.stockpile_partners()
+        # small tables as Python floats for the scalar loop below (the same float64 arithmetic)
+        fill, price, p0 = self.fill.tolist(), self.price.tolist(), self.p0.tolist()
+        target_l, use_l = target_t.tolist(), use_g.tolist()
+        thresholds = [cp.stockpile_release_fill for cp in self.scenario.countries]
+        buy_share = self.mk.stockpile_buy_share
         for s in range(C):
             st = self.states[s]
+            pile = st.stockpile_t.tolist()
             for g in range(G):
                 i = OXIDE[g]
-                calm = self.fill[s, i] >= 0.95 and self.price[i, s] <= 2.0 * self.p0[i]
-                if calm and st.stockpile_t[g] < target_t[s, g] and st.budget_usd > 0:
+                calm = fill[s][i] >= 0.95 and price[i][s] <= 2.0 * p0[i]
+                if calm and pile[g] < target_l[s][g] and st.budget_usd > 0:
                     # fill the gap over a year, never more than a small share of the market
-                    buy[s, i] = min(
-                        (target_t[s, g] - st.stockpile_t[g]) / 12.0,
-                        self.mk.stockpile_buy_share * use_g[s, g],
-                    )
-                left = st.stockpile_t[g]
+                    buy[s, i] = min((target_l[s][g] - pile[g]) / 12.0, buy_share * use_l[s][g])
+                left = pile[g]
                 for y in partners[s]:
-                    threshold = self.scenario.countries[y].stockpile_release_fill
-                    if left > 0 and self.fill[y, i] < threshold:
-                        q = min(left, (1.0 - self.fill[y, i]) * use_g[y, g])
+                    if left > 0 and fill[y][i] < thresholds[y]:
+                        q = min(left, (1.0 - fill[y][i]) * use_l[y][g])
                         release[y, i] += q
                         release_from[s, g] += q
                         left -= q
@@ -1682,6 +1697,7 @@ class RareEarthModel(mesa.Model):
         # risk perception: decay with the half-life, then shocks from restrictions
         decay = 0.5 ** (1.0 / fb.risk_half_life_months)
         self.risk_c *= decay
+        self._risk_version += 1
         restr = flows.restriction.copy()  # (exporter, target)
         binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
         restr = np.maximum(restr, 0.5 * binding[:, None] * (1 - np.eye(C)))
