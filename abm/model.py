@@ -1346,9 +1346,11 @@ class RareEarthModel(mesa.Model):
         rule_arrays = self.policy.rule_arrays(self.month, np.maximum(demand - supply, 0.0))
         quota_t, access, leaky, tax = rule_arrays
         reserve = self._seller_reserve()
-        offtake = self.policy.of_type("offtake")
+        by_item: dict[int, list] = {}  # offtake contracts in force, by item (in order)
+        for m in self.policy.of_type("offtake"):
+            by_item.setdefault(m.params["_item"], []).append(m)
         contract_firms = [
-            self._contracts_for(i, offers[:, i], offtake) if offtake else _NO_CONTRACTS
+            self._contracts_for(i, offers[:, i], by_item[i]) if i in by_item else _NO_CONTRACTS
             for i in range(I)
         ]
         clearings: list[Clearing] = clear_items(
@@ -1423,7 +1425,7 @@ class RareEarthModel(mesa.Model):
         firm_t = np.zeros((self.P, I))
         firm_rev = np.zeros((self.P, I))
         for i, (cl, (contracts, cfirms)) in enumerate(zip(cls, market["contracts"], strict=True)):
-            for k in np.flatnonzero(cfirms >= 0):  # contracts with a named seller firm
+            for k in np.flatnonzero(cfirms >= 0) if cfirms.size else ():  # named seller firms
                 r, x = int(cfirms[k]), int(contracts.seller[k])
                 firm_t[r, i] += cl.contract_t[k]
                 firm_rev[r, i] += cl.contract_seller_got[k]

@@ -154,17 +154,15 @@ def record_month(model, rec: Recorder, month: int) -> None:
     rec.add(month, "bankruptcies", model.bankruptcies, country=_CTRY)
     # intensity and perceived risk
     # use-weighted mean over a country's manufacturers, who all hold the country's intensity
-    n_m = model.makers_per_country
-    w_ = model.maker_weight_by_country[:, None]  # fixed
-    inten = np.where(w_ > 0, model.intensity_c, np.nan)
-    has_m = np.flatnonzero(n_m > 0)
-    rec.add(
-        month,
-        "intensity_index",
-        inten[has_m].ravel(),
-        country=np.repeat(has_m, G),
-        good=np.tile(np.arange(G), has_m.size),
-    )
+    dims_m = model.__dict__.get("_intensity_dims")
+    if dims_m is None:  # countries with manufacturers and their use weights are fixed
+        has_m = np.flatnonzero(model.makers_per_country > 0)
+        w_ = model.maker_weight_by_country[has_m, None]
+        dims_m = (has_m, w_ > 0, np.repeat(has_m, G), np.tile(np.arange(G), has_m.size))
+        model._intensity_dims = dims_m
+    has_m, weighted, c_m, g_m = dims_m
+    inten = np.where(weighted, model.intensity_c[has_m], np.nan)
+    rec.add(month, "intensity_index", inten.ravel(), country=c_m, good=g_m)
     risk = model.risk_by_country()
     rec.add(month, "perceived_risk", risk[_OFF], **_RISK_DIMS)
     # lost output by country and sector
@@ -177,7 +175,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
         rec.add(month, "restriction", r[x, ys], country=x, partner=ys)
     rec.add(month, "revenue_usd", flows.revenue, country=_CTRY)
     rec.add(month, "budget_usd", [st.budget_usd for st in model.states], country=_CTRY)
-    fill_ox = model.fill[:, list(OXIDE)]
+    fill_ox = model.fill[:, OXIDE[0] : OXIDE[-1] + 1]
     rec.add(month, "fill_rate", fill_ox.ravel(), **cg)
     for d in model.policy.disputes.values():
         rec.add(
