@@ -17,7 +17,9 @@ scheduling") line for line:
 from __future__ import annotations
 
 import copy
+import ctypes
 import functools
+import sys
 from dataclasses import dataclass
 
 import mesa
@@ -98,6 +100,40 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+MALLOC_KEEP_BYTES = 128 * 2**20
+"""Freed heap memory the C allocator may keep for reuse instead of returning it (see below)."""
+MALLOC_MMAP_BYTES = 32 * 2**20
+"""Blocks at least this large get their own memory map (glibc's largest automatic setting)."""
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let glibc's allocator reuse freed memory instead of returning it to the system at once.
+
+    A month allocates hundreds of short-lived per-firm temporaries of 0.1-6 MB. With glibc's
+    defaults, freeing them shrinks the heap (or unmaps them) and the next allocation takes
+    fresh pages from the kernel, zero-filled one page fault at a time: at 10,000 firms about
+    460 page faults and 1.2 ms of system time a month, at 100,000 firms 4,700 and 10 ms. With
+    the heap kept (up to ``MALLOC_KEEP_BYTES`` of free space, maps only from
+    ``MALLOC_MMAP_BYTES``) a month takes a handful. Results do not change. Process-wide and
+    set once, when the first model is built (not on import); a no-op off glibc.
+
+    Returns:
+        Whether the settings were applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
+    ok = mallopt(m_mmap_threshold, MALLOC_MMAP_BYTES)
+    ok &= mallopt(m_trim_threshold, MALLOC_KEEP_BYTES)
+    ok &= mallopt(m_top_pad, MALLOC_MMAP_BYTES)
+    return bool(ok)
+
+
 class one_blas_thread:  # noqa: N801 (used like a function: ``with one_blas_thread():``)
     """A context in which BLAS runs on one thread (the user's setting is restored after).
 
@@ -163,6 +199,7 @@ class RareEarthModel(mesa.Model):
     def __init__(self, scenario: Scenario, seed: int | None = None, run: str = "scenario"):
         seed = scenario.seed if seed is None else int(seed)
         super().__init__(rng=seed)
+        keep_freed_memory()
         self.seed_value = seed
         self.scenario = scenario
         self.run_label = run
