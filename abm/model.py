@@ -881,7 +881,7 @@ class RareEarthModel(mesa.Model):
         sells = np.where(basket > 0, want / np.maximum(basket, 1e-12), 0.0).max(axis=1)
         mine = np.where(miner, np.maximum(np.minimum(monthly * rate, sells), monthly * floor), 0.0)
         pq = self.policy.production_quota_t_per_year(self.month)
-        for c in np.flatnonzero(np.isfinite(pq)):
+        for c in np.isfinite(pq).nonzero()[0]:
             m = miner & (f.country[pr] == c)
             tot = mine[m].sum()
             if tot > pq[c] / 12.0:
@@ -974,7 +974,7 @@ class RareEarthModel(mesa.Model):
         # abandonment: sustained expected losses during construction
         gone = building & (f.proj_bad_months[pr] >= fb.abandon_after_months)
         if gone.any():
-            rows = np.flatnonzero(gone)
+            rows = gone.nonzero()[0]
             f.proj_size[rows] = 0.0
             f.proj_capex_left[rows] = 0.0
             f.proj_bad_months[rows] = 0
@@ -994,14 +994,14 @@ class RareEarthModel(mesa.Model):
         busy = prospect | (np.minimum(f.utilisation[pr], stage_util) >= fb.expansion_utilisation)
         # the richer the expected margin, the sooner a decision (up to 10x the base rate)
         margin = f.expected_margin[pr] + subsidy
-        pull = np.clip(margin / max(fb.investment_hurdle, 1e-9), 0, 10)
+        pull = np.minimum(np.maximum(margin / max(fb.investment_hurdle, 1e-9), 0), 10)
         # investors see the projects already under way in their stage world-wide: the larger
         # that pipeline against capacity online, the fewer new projects start
         crowd = 1.0
         if fb.pipeline_limit_share > 0:  # 0 = no brake
             pipe_k = np.bincount(kinds, weights=f.proj_size[pr], minlength=5)
             share = np.where(cap_k > 0, pipe_k / np.maximum(cap_k, 1e-12), 0.0)[kinds]
-            crowd = np.clip(1.0 - share / fb.pipeline_limit_share, 0.0, 1.0)
+            crowd = np.minimum(np.maximum(1.0 - share / fb.pipeline_limit_share, 0.0), 1.0)
         go = (
             eligible
             & busy
@@ -1009,7 +1009,7 @@ class RareEarthModel(mesa.Model):
             & (u < fb.project_start_prob * pull * crowd)
         )
         if go.any():
-            rows = np.flatnonzero(go)  # producers are the first rows: same indices
+            rows = go.nonzero()[0]  # producers are the first rows: same indices
             size = np.where(
                 f.prospect[rows], f.prospect_size[rows], fb.expansion_share * f.capacity[rows]
             )
@@ -1031,7 +1031,7 @@ class RareEarthModel(mesa.Model):
         """
         f = self.firms
         pq = self.policy.production_quota_t_per_year(self.month)
-        for c in np.flatnonzero((self._state_headroom >= 0) & np.isfinite(pq)):
+        for c in ((self._state_headroom >= 0) & np.isfinite(pq)).nonzero()[0]:
             mine_c = self._miner_rows(c)  # the country's mines (rows, fixed)
             online = (f.capacity[mine_c] * f.active[mine_c]).sum()
             have = float(online + f.proj_size[mine_c].sum())
@@ -1137,7 +1137,7 @@ class RareEarthModel(mesa.Model):
         rel = (self.price / self.p0[:, None]).T  # (C, I)
         shock = self.demand_mult[:, self._good_of_item]
         choke = mk.choke_price_multiple
-        destroyed = np.clip((1.0 - rel / choke) / (1.0 - 1.0 / choke), 0.0, 1.0)
+        destroyed = np.minimum(np.maximum((1.0 - rel / choke) / (1.0 - 1.0 / choke), 0.0), 1.0)
         return grow * shock * rel ** (-eps[None, :]) * destroyed
 
     def use_growth(self, month: int, per_item: bool = False) -> np.ndarray:
@@ -1462,7 +1462,7 @@ class RareEarthModel(mesa.Model):
         firm_t = np.zeros((self.P, I))
         firm_rev = np.zeros((self.P, I))
         for i, (cl, (contracts, cfirms)) in enumerate(zip(cls, market["contracts"], strict=True)):
-            for k in np.flatnonzero(cfirms >= 0) if cfirms.size else ():  # named seller firms
+            for k in (cfirms >= 0).nonzero()[0] if cfirms.size else ():  # named seller firms
                 r, x = int(cfirms[k]), int(contracts.seller[k])
                 firm_t[r, i] += cl.contract_t[k]
                 firm_rev[r, i] += cl.contract_seller_got[k]
@@ -1504,17 +1504,17 @@ class RareEarthModel(mesa.Model):
                 revenue += self._charge_release(orders, g, sold_rel, income)
             if buy_any[i]:
                 buy = orders["buy"][:, i]
-                for st_i in np.flatnonzero(buy):  # state stockpile purchases
+                for st_i in buy.nonzero()[0]:  # state stockpile purchases
                     q = buy[st_i] * fill[st_i, i]
                     self.states[st_i].stockpile_t[g] += q
                     self.states[st_i].budget_usd -= q * cost_t[st_i, i]
             if tax_any[i]:
-                for x in np.flatnonzero(cl.tax_got):
+                for x in cl.tax_got.nonzero()[0]:
                     self.states[x].budget_usd += cl.tax_got[x]
                 revenue += cl.tax_got
             self.external_out += cl.freight
         # price floors on one oxide: the state tops up the seller's realised price
-        for r in np.flatnonzero(f.price_floor[pr] > 0):
+        for r in (f.price_floor[pr] > 0).nonzero()[0]:
             ox = OXIDE[int(f.price_floor_good[r])]
             t = sold_all[r, ox]
             if t <= 0:
@@ -1557,7 +1557,7 @@ class RareEarthModel(mesa.Model):
             pay = plan["recycled"] * KG_PER_T * sub[f.country[pr]]
             f.cash[pr] += pay
             by_c = self.by_country(pay, pr)
-            for c in np.flatnonzero(sub):
+            for c in sub.nonzero()[0]:
                 self.states[c].budget_usd -= by_c[c]
                 self.states[c].spent_usd += by_c[c]
 
@@ -1635,7 +1635,7 @@ class RareEarthModel(mesa.Model):
             return by_owner
         sold = sold_by_market.sum()
         income = income_by_market.sum()
-        for s in np.flatnonzero(rel_from):
+        for s in rel_from.nonzero()[0]:
             share = rel_from[s] / tot
             self.states[s].stockpile_t[g] -= sold * share
             self.states[s].budget_usd += income * share
@@ -1702,7 +1702,7 @@ class RareEarthModel(mesa.Model):
         if first or not hasattr(self, "_value_coef"):  # baskets and grade mixes are fixed
             self._value_coef = value_coefficients(f, mk)
         value = output_value_usd_per_kg(f, price, mk, self._value_coef)
-        floor = np.flatnonzero(f.price_floor > 0)
+        floor = (f.price_floor > 0).nonzero()[0]
         if floor.size:  # a guaranteed price tops up the covered oxide's value
             g = f.price_floor_good[floor].astype(np.intp)
             gain = np.maximum(f.price_floor[floor] - price[OXIDE[0] + g, f.country[floor]], 0.0)
@@ -1784,7 +1784,7 @@ class RareEarthModel(mesa.Model):
         debt_limit = fb.bankrupt_debt_years * cap * KG_PER_T * f.unit_cost[pr]
         broke = active & (f.cash[pr] < -debt_limit) & (loss >= fb.bankrupt_after_loss_months)
         if broke.any():
-            broke = np.flatnonzero(broke)  # producers are the first rows: the same indices
+            broke = broke.nonzero()[0]  # producers are the first rows: the same indices
             self.bankruptcies += np.bincount(f.country[broke], minlength=C)
             # assets pass to a new owner as an undeveloped prospect; creditors write off debt
             self.external_in += float(-f.cash[broke].sum())
@@ -1803,18 +1803,18 @@ class RareEarthModel(mesa.Model):
         # substitution and thrifting: driven by price and risk, never reversed
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
-        pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure
+        pressure = np.minimum(np.maximum((pm - trig) / trig, 0.0), 1.0) + self.rd_pressure
         n_m = self.makers_per_country  # fixed
         risk_cn = np.where(n_m > 0, self.risk_c[:, CHINA], 0.0)  # manufacturers' risk of China
         risk_cn[CHINA] = 0.0
-        pressure = np.clip(pressure + 0.5 * risk_cn[:, None], 0.0, 1.0)
+        pressure = np.minimum(np.maximum(pressure + 0.5 * risk_cn[:, None], 0.0), 1.0)
         cut = 1.0 - fb.substitution_rate_per_month * pressure
         self.intensity_c = np.maximum(self.intensity_c * cut, fb.substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays
         rec = self._pr_rec & active
         if rec.any():
-            grow = np.clip(op_margin, 0.0, 1.0) * fb.recycling_growth_per_month
+            grow = np.minimum(np.maximum(op_margin, 0.0), 1.0) * fb.recycling_growth_per_month
             cap[:] = np.where(rec, cap * (1.0 + grow), cap)
         # supplier shares (for risk weighting and dependence)
         fl = stacked(flows.clearings, "flows")  # (I, exporter, buyer)

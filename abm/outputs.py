@@ -113,7 +113,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     rec.add(month, "recycled_t", flows.recycled.ravel(), **cg)
     # quotas in force
     q = model.policy.quota_t_per_year()
-    has = np.flatnonzero(np.isfinite(q))
+    has = np.isfinite(q).nonzero()[0]
     if has.size:
         rec.add(month, "export_quota_t", q[has], country=has)
     # China's share of world output by stage (mining, separation, magnets)
@@ -127,7 +127,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     imp = imports[:, 0:6].sum(axis=1)
     from_cn = trade[0:6, CHINA, :].sum(axis=0)
     dep = np.where(imp > 1e-9, from_cn / np.where(imp > 1e-9, imp, 1.0), np.nan)
-    others = np.flatnonzero((_CTRY != CHINA) & np.isfinite(dep))  # countries that imported
+    others = ((_CTRY != CHINA) & np.isfinite(dep)).nonzero()[0]  # countries that imported
     rec.add(month, "import_share_from_china", dep[others], country=others, partner=CHINA)
     # inventories in months of use (manufacturers' REO content), stockpiles
     mf, pr = model.makers, model.producers
@@ -169,9 +169,9 @@ def record_month(model, rec: Recorder, month: int) -> None:
     rec.add(month, "lost_output_usd", flows.lost_usd.ravel(), **_LOST_DIMS)
     # restrictions in force: share of each exporter's normal flow blocked, per partner
     r = flows.restriction
-    ex = np.flatnonzero(r.max(axis=1) > 0)
+    ex = (r.max(axis=1) > 0).nonzero()[0]
     for x in ex:
-        ys = np.flatnonzero(r[x] > 0)
+        ys = (r[x] > 0).nonzero()[0]
         rec.add(month, "restriction", r[x, ys], country=x, partner=ys)
     rec.add(month, "revenue_usd", flows.revenue, country=_CTRY)
     rec.add(month, "budget_usd", [st.budget_usd for st in model.states], country=_CTRY)

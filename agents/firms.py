@@ -429,7 +429,9 @@ def supply_response(margin: np.ndarray) -> np.ndarray:
     running briefly below cost (contracts, fixed costs) and do not run flat out on a thin margin.
     With heterogeneous costs, the industry's supply rises smoothly with price.
     """
-    return np.clip((margin + SUPPLY_MARGIN_BAND) / (2 * SUPPLY_MARGIN_BAND), 0.0, 1.0)
+    return np.minimum(
+        np.maximum((margin + SUPPLY_MARGIN_BAND) / (2 * SUPPLY_MARGIN_BAND), 0.0), 1.0
+    )
 
 
 def value_coefficients(st: FirmState, mk) -> np.ndarray:
