@@ -1665,9 +1665,10 @@ class RareEarthModel(mesa.Model):
             raise ConservationError(
                 f"negative stock in {self.date}: firm {r} item {ITEMS[i]} = {f.stock[r, i]:.6f} t"
             )
-        for st in self.states:
-            if (st.stockpile_t < -1e-6).any():
-                raise ConservationError(f"negative stockpile of {st.name} in {self.date}")
+        if min(min(st.stockpile_t.tolist()) for st in self.states) < -1e-6:
+            for st in self.states:
+                if (st.stockpile_t < -1e-6).any():
+                    raise ConservationError(f"negative stockpile of {st.name} in {self.date}")
         scale = max(float(np.abs(before).sum()), 1.0)
         gap = after - expected
         if np.abs(gap).max() > 1e-7 * scale + 1e-6:
