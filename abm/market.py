@@ -122,6 +122,7 @@ def clear_item(
     leakage_premium: float = 0.3,
     transport_share: float = 0.03,
     rounds: int = 6,
+    home_bias: float = 1.0,
 ) -> Clearing:
     """Clear one item across countries (see :func:`clear_items` for the rules).
 
@@ -134,6 +135,7 @@ def clear_item(
         leakage_premium: extra share of the local price paid on leaked tonnes.
         transport_share: share of an international payment lost to freight.
         rounds: rounds of proportional allocation for exports.
+        home_bias: as in :func:`clear_items`.
 
     Returns:
         The fills, payments and leftovers.
@@ -151,6 +153,7 @@ def clear_item(
         leakage_premium=leakage_premium,
         transport_share=transport_share,
         rounds=rounds,
+        home_bias=home_bias,
     )[0]
 
 
@@ -168,6 +171,7 @@ def clear_items(
     leakage_premium: float = 0.3,
     transport_share: float = 0.03,
     rounds: int = 6,
+    home_bias: float = 1.0,
 ) -> list[Clearing]:
     """Clear K items at once (arrays with a leading item axis; one numpy pass for all items).
 
@@ -185,6 +189,10 @@ def clear_items(
         leakage_premium: as in :func:`clear_item`.
         transport_share: as in :func:`clear_item`.
         rounds: as in :func:`clear_item`.
+        home_bias: share of its own demand a country serves from its own supply before it
+            exports, when the world is short of an item (1 = home first, as domestic buyers
+            are served first; 0 = every buyer takes the world's supply-to-demand ratio first).
+            What is left after exports is sold at home, so nothing is withheld.
 
     Returns:
         One :class:`Clearing` per item.
@@ -212,8 +220,15 @@ def clear_items(
             flows[i, x, y] += cap
             buyer_paid[i, x, y] += cap * KG_PER_T * con.price_usd_per_kg[k]
 
-    # 2. domestic
-    dom = np.minimum(s_rem, d_rem)
+    # 2. domestic: home first, or, in a world shortage with home_bias < 1, only the world's
+    # supply-to-demand ratio of home demand first (the rest after exports, step 4)
+    if home_bias < 1.0:
+        s_tot = s_rem.sum(axis=1, keepdims=True)
+        d_tot = d_rem.sum(axis=1, keepdims=True)
+        ratio = np.where(d_tot > _EPS, np.minimum(s_tot / np.maximum(d_tot, _EPS), 1.0), 1.0)
+        dom = np.minimum(s_rem, d_rem * (home_bias + (1.0 - home_bias) * ratio))
+    else:
+        dom = np.minimum(s_rem, d_rem)
     idx = np.arange(n)
     flows[:, idx, idx] += dom
     buyer_paid[:, idx, idx] += dom * KG_PER_T * price
@@ -258,6 +273,13 @@ def clear_items(
     buyer_paid += trade * unit + leak * unit * leakage_premium
     s_rem -= trade.sum(axis=2)
     d_rem -= trade.sum(axis=1)
+    if home_bias < 1.0:
+        # 4. what is left is sold at home
+        dom = np.minimum(np.maximum(s_rem, 0.0), np.maximum(d_rem, 0.0))
+        flows[:, idx, idx] += dom
+        buyer_paid[:, idx, idx] += dom * KG_PER_T * price
+        s_rem -= dom
+        d_rem -= dom
 
     # payments: freight on international flows, tax to the exporter's state, rest to sellers
     intl = buyer_paid * off_diag

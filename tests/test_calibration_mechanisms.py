@@ -95,6 +95,9 @@ def test_demand_growth_offsets_act_per_group(scenario_file):
     body = (
         "\n[countries.Japan]\ndemand_growth_per_year = 0.02\n"
         "demand_growth_offset_per_year = { light = -0.02, ndpr = 0.08, heavy = 0.0 }\n"
+        # baseline-2025 gives every user country a light offset: China's is set to none here
+        "\n[countries.China]\n"
+        "demand_growth_offset_per_year = { light = 0.0, ndpr = 0.0, heavy = 0.0 }\n"
     )
     model = RareEarthModel(load_scenario(scenario_file(body), months=1, firms=120, seed=SEED))
     japan = 1
