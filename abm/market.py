@@ -226,7 +226,8 @@ def clear_items(
         s_tot = s_rem.sum(axis=1, keepdims=True)
         d_tot = d_rem.sum(axis=1, keepdims=True)
         ratio = np.where(d_tot > _EPS, np.minimum(s_tot / np.maximum(d_tot, _EPS), 1.0), 1.0)
-        dom = np.minimum(s_rem, d_rem * (home_bias + (1.0 - home_bias) * ratio))
+        first_claim = d_rem * (home_bias + (1.0 - home_bias) * ratio)  # served first, anywhere
+        dom = np.minimum(s_rem, first_claim)
     else:
         dom = np.minimum(s_rem, d_rem)
     idx = np.arange(n)
@@ -248,25 +249,37 @@ def clear_items(
     cap = np.where(off_diag, cap, 0.0)
     e_rem = exportable.copy()  # what each exporter may still ship (stock within its quota)
     s_left = s_rem.copy()  # its stock left: importers ask in proportion to this
-    m_rem = d_rem.copy()
     trade = np.zeros((K, n, n))
-    for _ in range(rounds):
-        can = (cap > _EPS) & (e_rem[:, :, None] > _EPS)
-        avail = np.where(can, s_left[:, :, None] * pref, 0.0)
-        tot = avail.sum(axis=1, keepdims=True)
-        req = np.where(tot > _EPS, m_rem[:, None, :] * avail / np.where(tot > _EPS, tot, 1.0), 0.0)
-        req = np.minimum(req, cap)
-        out = req.sum(axis=2)
-        scale = np.where(out > e_rem, e_rem / np.where(out > _EPS, out, 1.0), 1.0)
-        f = req * scale[:, :, None]
-        if f.sum() <= _EPS:
-            break
-        trade += f
-        f_out = f.sum(axis=2)
-        e_rem = np.maximum(e_rem - f_out, 0.0)
-        s_left = np.maximum(s_left - f_out, 0.0)
-        m_rem = np.maximum(m_rem - f.sum(axis=1), 0.0)
-        cap = cap - f
+
+    def export_rounds(m_rem: np.ndarray) -> None:
+        nonlocal e_rem, s_left, cap, trade
+        for _ in range(rounds):
+            can = (cap > _EPS) & (e_rem[:, :, None] > _EPS)
+            avail = np.where(can, s_left[:, :, None] * pref, 0.0)
+            tot = avail.sum(axis=1, keepdims=True)
+            req = np.where(
+                tot > _EPS, m_rem[:, None, :] * avail / np.where(tot > _EPS, tot, 1.0), 0.0
+            )
+            req = np.minimum(req, cap)
+            out = req.sum(axis=2)
+            scale = np.where(out > e_rem, e_rem / np.where(out > _EPS, out, 1.0), 1.0)
+            f = req * scale[:, :, None]
+            if f.sum() <= _EPS:
+                break
+            trade += f
+            f_out = f.sum(axis=2)
+            e_rem = np.maximum(e_rem - f_out, 0.0)
+            s_left = np.maximum(s_left - f_out, 0.0)
+            m_rem = np.maximum(m_rem - f.sum(axis=1), 0.0)
+            cap = cap - f
+
+    if home_bias < 1.0:
+        # importers first ask only for what takes them to their first claim (the world's
+        # supply-to-demand ratio), so a short world is shared; then for the rest
+        export_rounds(np.minimum(np.maximum(first_claim - dom, 0.0), d_rem))
+        export_rounds(np.maximum(d_rem - trade.sum(axis=1), 0.0))
+    else:
+        export_rounds(d_rem.copy())
     leak = np.where(leaky & off_diag, trade, 0.0)
     flows += trade
     unit = price[:, None, :] * KG_PER_T
