@@ -923,15 +923,15 @@ class RareEarthModel(mesa.Model):
         for k, headroom, extra in plans:
             of_kind = kind == k
             for c in np.flatnonzero((headroom >= 0) & np.isfinite(pq)):
-                mine_c = of_kind & (f.country[pr] == c)
-                online = (f.capacity[pr] * f.active[pr])[mine_c].sum()
-                have = float(online + f.proj_size[pr][mine_c].sum())
+                in_c = of_kind & (f.country[pr] == c)
+                online = (f.capacity[pr] * f.active[pr])[in_c].sum()
+                have = float(online + f.proj_size[pr][in_c].sum())
                 need = pq[c] + extra[c]
                 gap = need * (1.0 + headroom[c]) - have
                 if gap <= 0.01 * need:
                     continue
                 ok = (
-                    mine_c
+                    in_c
                     & f.active[pr]
                     & ~f.idle[pr]
                     & (f.proj_size[pr] == 0)
