@@ -122,6 +122,7 @@ def clear_item(
     leakage_premium: float = 0.3,
     transport_share: float = 0.03,
     rounds: int = 6,
+    home_bias: float = 1.0,
 ) -> Clearing:
     """Clear one item across countries (see :func:`clear_items` for the rules).
 
@@ -134,6 +135,7 @@ def clear_item(
         leakage_premium: extra share of the local price paid on leaked tonnes.
         transport_share: share of an international payment lost to freight.
         rounds: rounds of proportional allocation for exports.
+        home_bias: as in :func:`clear_items`.
 
     Returns:
         The fills, payments and leftovers.
@@ -151,6 +153,7 @@ def clear_item(
         leakage_premium=leakage_premium,
         transport_share=transport_share,
         rounds=rounds,
+        home_bias=home_bias,
     )[0]
 
 
@@ -168,6 +171,7 @@ def clear_items(
     leakage_premium: float = 0.3,
     transport_share: float = 0.03,
     rounds: int = 6,
+    home_bias: float = 1.0,
 ) -> list[Clearing]:
     """Clear K items at once (arrays with a leading item axis; one numpy pass for all items).
 
@@ -185,6 +189,10 @@ def clear_items(
         leakage_premium: as in :func:`clear_item`.
         transport_share: as in :func:`clear_item`.
         rounds: as in :func:`clear_item`.
+        home_bias: share of its own demand a country serves from its own supply before it
+            exports, when the world is short of an item (1 = home first, as domestic buyers
+            are served first; 0 = every buyer takes the world's supply-to-demand ratio first).
+            What is left after exports is sold at home, so nothing is withheld.
 
     Returns:
         One :class:`Clearing` per item.
@@ -212,8 +220,16 @@ def clear_items(
             flows[i, x, y] += cap
             buyer_paid[i, x, y] += cap * KG_PER_T * con.price_usd_per_kg[k]
 
-    # 2. domestic
-    dom = np.minimum(s_rem, d_rem)
+    # 2. domestic: home first, or, in a world shortage with home_bias < 1, only the world's
+    # supply-to-demand ratio of home demand first (the rest after exports, step 4)
+    if home_bias < 1.0:
+        s_tot = s_rem.sum(axis=1, keepdims=True)
+        d_tot = d_rem.sum(axis=1, keepdims=True)
+        ratio = np.where(d_tot > _EPS, np.minimum(s_tot / np.maximum(d_tot, _EPS), 1.0), 1.0)
+        first_claim = d_rem * (home_bias + (1.0 - home_bias) * ratio)  # served first, anywhere
+        dom = np.minimum(s_rem, first_claim)
+    else:
+        dom = np.minimum(s_rem, d_rem)
     idx = np.arange(n)
     flows[:, idx, idx] += dom
     buyer_paid[:, idx, idx] += dom * KG_PER_T * price
@@ -233,31 +249,50 @@ def clear_items(
     cap = np.where(off_diag, cap, 0.0)
     e_rem = exportable.copy()  # what each exporter may still ship (stock within its quota)
     s_left = s_rem.copy()  # its stock left: importers ask in proportion to this
-    m_rem = d_rem.copy()
     trade = np.zeros((K, n, n))
-    for _ in range(rounds):
-        can = (cap > _EPS) & (e_rem[:, :, None] > _EPS)
-        avail = np.where(can, s_left[:, :, None] * pref, 0.0)
-        tot = avail.sum(axis=1, keepdims=True)
-        req = np.where(tot > _EPS, m_rem[:, None, :] * avail / np.where(tot > _EPS, tot, 1.0), 0.0)
-        req = np.minimum(req, cap)
-        out = req.sum(axis=2)
-        scale = np.where(out > e_rem, e_rem / np.where(out > _EPS, out, 1.0), 1.0)
-        f = req * scale[:, :, None]
-        if f.sum() <= _EPS:
-            break
-        trade += f
-        f_out = f.sum(axis=2)
-        e_rem = np.maximum(e_rem - f_out, 0.0)
-        s_left = np.maximum(s_left - f_out, 0.0)
-        m_rem = np.maximum(m_rem - f.sum(axis=1), 0.0)
-        cap = cap - f
+
+    def export_rounds(m_rem: np.ndarray) -> None:
+        nonlocal e_rem, s_left, cap, trade
+        for _ in range(rounds):
+            can = (cap > _EPS) & (e_rem[:, :, None] > _EPS)
+            avail = np.where(can, s_left[:, :, None] * pref, 0.0)
+            tot = avail.sum(axis=1, keepdims=True)
+            req = np.where(
+                tot > _EPS, m_rem[:, None, :] * avail / np.where(tot > _EPS, tot, 1.0), 0.0
+            )
+            req = np.minimum(req, cap)
+            out = req.sum(axis=2)
+            scale = np.where(out > e_rem, e_rem / np.where(out > _EPS, out, 1.0), 1.0)
+            f = req * scale[:, :, None]
+            if f.sum() <= _EPS:
+                break
+            trade += f
+            f_out = f.sum(axis=2)
+            e_rem = np.maximum(e_rem - f_out, 0.0)
+            s_left = np.maximum(s_left - f_out, 0.0)
+            m_rem = np.maximum(m_rem - f.sum(axis=1), 0.0)
+            cap = cap - f
+
+    if home_bias < 1.0:
+        # importers first ask only for what takes them to their first claim (the world's
+        # supply-to-demand ratio), so a short world is shared; then for the rest
+        export_rounds(np.minimum(np.maximum(first_claim - dom, 0.0), d_rem))
+        export_rounds(np.maximum(d_rem - trade.sum(axis=1), 0.0))
+    else:
+        export_rounds(d_rem.copy())
     leak = np.where(leaky & off_diag, trade, 0.0)
     flows += trade
     unit = price[:, None, :] * KG_PER_T
     buyer_paid += trade * unit + leak * unit * leakage_premium
     s_rem -= trade.sum(axis=2)
     d_rem -= trade.sum(axis=1)
+    if home_bias < 1.0:
+        # 4. what is left is sold at home
+        dom = np.minimum(np.maximum(s_rem, 0.0), np.maximum(d_rem, 0.0))
+        flows[:, idx, idx] += dom
+        buyer_paid[:, idx, idx] += dom * KG_PER_T * price
+        s_rem -= dom
+        d_rem -= dom
 
     # payments: freight on international flows, tax to the exporter's state, rest to sellers
     intl = buyer_paid * off_diag

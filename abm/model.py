@@ -331,6 +331,10 @@ class RareEarthModel(mesa.Model):
         self._state_headroom = np.array(
             [cp.state_capacity_headroom for cp in scenario.countries], dtype=float
         )
+        self._sep_headroom = np.array(
+            [cp.state_separation_headroom for cp in scenario.countries], dtype=float
+        )
+        self._conc_imports = np.full(C, np.nan)  # t/yr of concentrate imported, 12-month mean
 
     # ------------------------------------------------------------------ set-up helpers
 
@@ -1015,45 +1019,56 @@ class RareEarthModel(mesa.Model):
             )
             keep = size > 0
             self._start_project(rows[keep], size[keep])
-        if (self._state_headroom >= 0).any():
+        if (self._state_headroom >= 0).any() or (self._sep_headroom >= 0).any():
             self._state_directed_capacity()
 
     def _state_directed_capacity(self) -> None:
-        """State-backed mines expand to the state's production quota (a policy, not a margin).
+        """State-backed mines and separators expand to the state's plan (a policy, not a margin).
 
-        In a country with ``state_capacity_headroom`` >= 0 and a production quota in force, when
-        mining capacity online plus under construction falls short of the quota times
-        ``1 + headroom``, the state directs its operating miners to expand by the gap, pro rata
-        to their capacity, whatever the full-cost margin (state groups answer to the plan, not
-        to a hurdle rate). An expansion of a working mine needs no permit: it takes
+        Mines: in a country with ``state_capacity_headroom`` >= 0 and a production quota in
+        force, when mining capacity online plus under construction falls short of the quota
+        times ``1 + headroom``, the state directs its operating miners to expand by the gap, pro
+        rata to their capacity, whatever the full-cost margin (state groups answer to the plan,
+        not to a hurdle rate). Separators: with ``state_separation_headroom`` >= 0, the plan is
+        the ore the country has to separate, its mining quota plus the concentrate it imported
+        (12-month mean), times ``1 + headroom``; its operating separators expand by the gap the
+        same way. An expansion of a working plant needs no permit: it takes
         ``state_expansion_months`` and then ramps up like any new capacity. Capex is paid from
         the firms' cash, as for any project.
         """
         f = self.firms
         pq = self.policy.production_quota_t_per_year(self.month)
-        for c in ((self._state_headroom >= 0) & np.isfinite(pq)).nonzero()[0]:
-            mine_c = self._miner_rows(c)  # the country's mines (rows, fixed)
-            online = (f.capacity[mine_c] * f.active[mine_c]).sum()
-            have = float(online + f.proj_size[mine_c].sum())
-            gap = pq[c] * (1.0 + self._state_headroom[c]) - have
-            if gap <= 0.01 * pq[c]:
-                continue
-            ok = f.active[mine_c] & ~f.idle[mine_c] & (f.proj_size[mine_c] == 0)
-            rows = mine_c[ok & (f.capacity[mine_c] > 0)]
-            if rows.size == 0:
-                continue
-            size = gap * f.capacity[rows] / f.capacity[rows].sum()
-            self._start_project(rows, size)
-            months = self.scenario.countries[c].state_expansion_months
-            f.proj_left[rows] = months
-
-    def _miner_rows(self, c: int) -> np.ndarray:
-        """Rows of country ``c``'s mining firms (kinds and home countries never change)."""
-        cache = self.__dict__.setdefault("_miner_rows_cache", {})
-        if c not in cache:
-            pr = self.producers
-            cache[c] = np.flatnonzero(self._pr_miner & (self.firms.country[pr] == c))
-        return cache[c]
+        pr = self.producers
+        kind = f.kind[pr]
+        imports = np.nan_to_num(self._conc_imports)
+        plans = (
+            (FirmKind.MINER, self._state_headroom, np.zeros(C)),
+            (FirmKind.SEPARATOR, self._sep_headroom, imports),
+        )
+        for k, headroom, extra in plans:
+            of_kind = kind == k
+            for c in np.flatnonzero((headroom >= 0) & np.isfinite(pq)):
+                in_c = of_kind & (f.country[pr] == c)
+                online = (f.capacity[pr] * f.active[pr])[in_c].sum()
+                have = float(online + f.proj_size[pr][in_c].sum())
+                need = pq[c] + extra[c]
+                gap = need * (1.0 + headroom[c]) - have
+                if gap <= 0.01 * need:
+                    continue
+                ok = (
+                    in_c
+                    & f.active[pr]
+                    & ~f.idle[pr]
+                    & (f.proj_size[pr] == 0)
+                    & (f.capacity[pr] > 0)
+                )
+                rows = np.flatnonzero(ok)
+                if rows.size == 0:
+                    continue
+                size = gap * f.capacity[rows] / f.capacity[rows].sum()
+                self._start_project(rows, size)
+                months = self.scenario.countries[c].state_expansion_months
+                f.proj_left[rows] = months
 
     def _entrant_learning(self) -> None:
         """Entrants' unit costs fall with their cumulative output (learning by doing).
@@ -1325,7 +1340,10 @@ class RareEarthModel(mesa.Model):
         # the item's own excess demand and fades; concentrate never costs more than its oxide
         anchors = np.log(np.maximum(self._anchors(new), 1e-9))
         der = [*CONC, MAG_STD, MAG_HT]
-        self.premium[der] = (self.premium[der] + step[der]) * (1.0 - mk.premium_decay)
+        decay = np.full(len(der), mk.premium_decay)
+        if mk.concentrate_premium_decay >= 0:  # concentrate's own decay (payables, 7.7)
+            decay[: len(CONC)] = mk.concentrate_premium_decay
+        self.premium[der] = (self.premium[der] + step[der]) * (1.0 - decay[:, None])
         conc_cap = np.log(np.maximum(mk.separation_yield * new[ox], 1e-9))
         capped = np.minimum(anchors[list(CONC)] + self.premium[list(CONC)], conc_cap)
         self.premium[list(CONC)] = capped - anchors[list(CONC)]
@@ -1402,6 +1420,7 @@ class RareEarthModel(mesa.Model):
             preference=self._preference(),
             leakage_premium=mk.leakage_premium,
             transport_share=mk.transport_cost_share,
+            home_bias=mk.home_bias,
         )
         new_price = self._new_prices(clearings, supply, demand, rule_arrays, reserve)
         self.price = new_price
@@ -1820,6 +1839,13 @@ class RareEarthModel(mesa.Model):
         # supplier shares (for risk weighting and dependence)
         fl = stacked(flows.clearings, "flows")  # (I, exporter, buyer)
         bought = fl.sum(axis=1)  # (I, buyer)
+        # concentrate each country imported (t/yr), a 12-month moving mean: a separation plan
+        conc = fl[0:3].sum(axis=0)  # (exporter, buyer)
+        imp = 12.0 * (conc.sum(axis=0) - np.diag(conc))
+        first = np.isnan(self._conc_imports)
+        self._conc_imports = np.where(
+            first, imp, self._conc_imports + (imp - self._conc_imports) / 12.0
+        )
         self.supplier_share = np.where(
             bought[:, :, None] > 1e-12,
             np.transpose(fl, (0, 2, 1)) / np.where(bought > 1e-12, bought, 1.0)[:, :, None],
@@ -1946,6 +1972,7 @@ class RareEarthModel(mesa.Model):
             "_cost0",
             "risk_c",
             "intensity_c",
+            "_conc_imports",
         ):
             setattr(new, name, getattr(self, name).copy())
         new.lost_hist = list(self.lost_hist)

@@ -53,6 +53,9 @@ class MarketParams:
     transport_cost_share: float = _f(0.03, 0.0, 1.0, "share of price lost to freight abroad")
     leakage_share: float = _f(0.1, 0.0, 1.0, "share of embargoed flow that leaks via others")
     leakage_premium: float = _f(0.3, 0.0, 5.0, "extra price share paid on leaked tonnes")
+    home_bias: float = _f(
+        1.0, 0.0, 1.0, "share of home demand served from home supply first in a world shortage"
+    )
     stockpile_buy_share: float = _f(0.05, 0.0, 1.0, "most a stockpile adds to monthly demand")
     trade_stickiness: float = _f(0.9, 0.0, 1.0, "weight of last month's supplier shares")
     risk_avoidance: float = _f(0.8, 0.0, 1.0, "how far perceived risk turns buyers away")
@@ -89,6 +92,9 @@ class MarketParams:
     )
     separation_yield: float = _f(0.95, 0.5, 1.0, "t oxide per t REO concentrate")
     premium_decay: float = _f(0.05, 0.0, 1.0, "share of a scarcity premium that fades per month")
+    concentrate_premium_decay: float = _f(
+        -1.0, -1.0, 1.0, "share of concentrate's premium that fades per month; -1 = premium_decay"
+    )
     price_floor_share: float = _f(0.1, 0.0, 1.0, "lowest price as a share of the start price")
     choke_price_multiple: float = _f(50.0, 1.5, 1e4, "price multiple at which end use stops")
 
@@ -178,6 +184,13 @@ class CountryParams:
         "state-backed mines expand to the production quota times 1 + this; -1 = off",
     )
     state_expansion_months: int = _f(12, 1, 240, "months from decision to output, state expansions")
+    state_separation_headroom: float = _f(
+        -1.0,
+        -1.0,
+        1.0,
+        "state-backed separators expand to the ore to separate (mining quota plus concentrate"
+        " imports) times 1 + this; -1 = off",
+    )
     demand_t_per_year: dict = _f(_goods(0.0, 0.0, 0.0), 0.0, 1e7, "t REO/yr end use", keys=GOODS)
     demand_growth_per_year: float = _f(0.04, -0.5, 1.0, "share per year")
     demand_growth_offset_per_year: dict = _f(

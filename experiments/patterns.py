@@ -26,6 +26,7 @@ KEEP = (
     "china_share",
     "import_share_from_china",
     "trade_t",
+    "imports_t",
     "capacity_t_per_year",
     "budget_usd",
     "export_quota_t",
@@ -146,6 +147,20 @@ def stat_world_output(df, year):
     p = series(df, "production_t", stage="concentrate")
     idx = pd.DatetimeIndex(p.index)
     return float(p[idx.year == year].sum())
+
+
+def stat_japan_imports(df, year: int, months=None) -> float:
+    """Japan's imports of concentrate and oxide from everyone in a year (or some of its months), t.
+
+    Customs count gross tonnes and the model counts t REO, so this is a check of size, not of
+    the tonne (see docs/CALIBRATION.md).
+    """
+    s = series(df, "imports_t", country="Japan", stage=["concentrate", "oxide"])
+    idx = pd.DatetimeIndex(s.index)
+    m = idx.year == year
+    if months is not None:
+        m &= idx.month.isin(list(months))
+    return float(s[m].sum())
 
 
 @dataclass(frozen=True)
@@ -341,6 +356,22 @@ PLAUSIBILITY: tuple[Check, ...] = (
         390000 * 1.25,
         lambda df: stat_world_output(df, 2024),
         "mine_production_MCS2025 World 2024",
+    ),
+    Check(
+        "Japan's total imports 2011 (t)",
+        15400,
+        15400 * 0.7,
+        15400 * 1.3,
+        lambda df: stat_japan_imports(df, 2011),
+        "japan_imports_total Japan 2011 (Nikkei)",
+    ),
+    Check(
+        "Japan's total imports 2012 H1 (t)",
+        6099,
+        6099 * 0.7,
+        6099 * 1.3,
+        lambda df: stat_japan_imports(df, 2012, range(1, 7)),
+        "japan_imports_total Japan 2012H1 (DERIVED from Nikkei)",
     ),
 )
 

@@ -50,6 +50,33 @@ def test_state_backed_mines_expand_to_the_quota_only_when_directed(scenario_file
         assert start < 0.75 * end
 
 
+def _china_separation_capacity(model: RareEarthModel) -> float:
+    f = model.firms
+    sep = (f.kind == FirmKind.SEPARATOR) & (f.country == CHINA)
+    return float((f.capacity * f.active)[sep].sum())
+
+
+@pytest.mark.parametrize("headroom", [-1.0, 0.08])
+def test_state_backed_separators_expand_to_the_ore_to_separate_only_when_directed(
+    scenario_file, headroom
+):
+    # a quota of 400,000 t plus China's concentrate imports is more than its 370,000 t/yr of
+    # separation: directed, the state groups build the gap in state_expansion_months (12)
+    body = QUOTA + f"\n[countries.China]\nstate_separation_headroom = {headroom}\n"
+    scn = load_scenario(scenario_file(body), months=15, firms=120, seed=SEED)
+    model = RareEarthModel(scn)
+    start = _china_separation_capacity(model)
+    model.run()
+    end = _china_separation_capacity(model)
+    if headroom < 0:
+        assert end == pytest.approx(start)  # separation plants take 12 + 36 months otherwise
+    else:
+        imports = float(model._conc_imports[CHINA])  # t/yr, the 12-month mean
+        assert 0 < imports < 200000
+        assert end > 400000 * 1.08 * 0.99 and end > start + 50000
+        assert end < (400000 + 200000) * 1.08
+
+
 def test_state_directed_capacity_stops_at_the_quota_plus_headroom(scenario_file):
     body = "\n[countries.China]\nstate_capacity_headroom = 0.5\nstate_expansion_months = 3\n"
     scn = load_scenario(scenario_file(body), months=10, firms=120, seed=SEED)
@@ -95,6 +122,9 @@ def test_demand_growth_offsets_act_per_group(scenario_file):
     body = (
         "\n[countries.Japan]\ndemand_growth_per_year = 0.02\n"
         "demand_growth_offset_per_year = { light = -0.02, ndpr = 0.08, heavy = 0.0 }\n"
+        # baseline-2025 gives every user country a light offset: China's is set to none here
+        "\n[countries.China]\n"
+        "demand_growth_offset_per_year = { light = 0.0, ndpr = 0.0, heavy = 0.0 }\n"
     )
     model = RareEarthModel(load_scenario(scenario_file(body), months=1, firms=120, seed=SEED))
     japan = 1

@@ -100,6 +100,27 @@ def test_no_restriction_serves_home_demand_first_then_exports_by_remaining_stock
     assert np.allclose(cl.spare_exports, [24, 16, 0])
 
 
+def test_world_shortage_is_shared_by_all_buyers_without_home_bias():
+    # exporter A: 100 t, wants 80 at home; importer B wants 45; the world is short: 100/125 = 0.8
+    home = clear([100, 0], [80, 45], [10, 10], rules(2))
+    assert np.allclose(home.bought, [80, 20])  # home first (home_bias 1): B bears the shortage
+    shared = clear([100, 0], [80, 45], [10, 10], rules(2), home_bias=0.0)
+    # A serves 0.8 x 80 = 64 at home first, exports the 36 left to B: both get 80% of orders
+    assert np.allclose(shared.bought, [64, 36])
+    assert np.allclose(shared.bought / np.array([80, 45]), 0.8)
+    half = clear([100, 0], [80, 45], [10, 10], rules(2), home_bias=0.5)
+    # half way: 80 x (0.5 + 0.5 x 0.8) = 72 at home, 28 exported
+    assert np.allclose(half.bought, [72, 28])
+
+
+def test_without_home_bias_what_a_cut_route_cannot_take_is_sold_at_home():
+    # as above, but A embargoes B with no leakage: A's 64 first, nothing exported, then 16 more
+    # at home (step 4): nothing is withheld, and B gets nothing
+    cl = clear([100, 0], [80, 45], [10, 10], embargo(2, 0, 1, 0.0), home_bias=0.0)
+    assert np.allclose(cl.bought, [80, 0]) and np.allclose(cl.unsold, [20, 0])
+    assert cl.buyer_paid[0, 0] == pytest.approx(80 * 1000 * 10)
+
+
 def _same_clearing(a, b):
     for field in ("flows", "buyer_paid", "seller_got", "unmet", "unsold", "quota_binding"):
         assert np.allclose(getattr(a, field), getattr(b, field)), field
