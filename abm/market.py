@@ -311,6 +311,7 @@ def clear_items(
     unmet = np.maximum(d_rem, 0.0)
     unsold = np.maximum(s_rem, 0.0)
     out_list = []
+    freight = freight_m.reshape(K, -1).sum(axis=1)
     for i, con in enumerate(contracts):
         if con.tonnes.size:
             paid = k_t[i] * KG_PER_T * con.price_usd_per_kg
@@ -328,7 +329,7 @@ def clear_items(
                 buyer_paid=buyer_paid[i],
                 seller_got=seller_got[i],
                 tax_got=tax_got[i],
-                freight=float(freight_m[i].sum()),
+                freight=float(freight[i]),
                 sold=sold[i],
                 bought=bought[i],
                 unmet=unmet[i],
@@ -422,13 +423,17 @@ def arbitrage_items(
     link = off & (access >= 1.0) & (spare[:, :, None] | carried) & ~quota_binding[:, :, None]
     if not link.any() or strength <= 0:
         return logp
-    wedge = np.log1p(tax)[:, :, None]
-    cnt = link.sum(axis=1) + link.sum(axis=2)
+    # each country's linked neighbours' log prices net of the wedge: for route x -> y, y sees
+    # logp[x] + wedge[x] and x sees logp[y] - wedge[x]; as sums over the 0/1 link matrix L:
+    # num = logp @ L + L @ logp + (wedge @ L - wedge * out_degree), the wedge part fixed
+    lk = link.astype(float)
+    wedge = np.log1p(tax)
+    out_deg = lk.sum(axis=2)
+    cnt = lk.sum(axis=1) + out_deg
+    fixed = np.matmul(wedge[:, None, :], lk)[:, 0, :] - wedge * out_deg
     for _ in range(3):
-        to_y = np.where(link, logp[:, :, None] + wedge, 0.0)
-        to_x = np.where(link, logp[:, None, :] - wedge, 0.0)
-        num = to_y.sum(axis=1) + to_x.sum(axis=2)
-        target = np.where(cnt > 0, (logp + num) / (1 + cnt), logp)
+        num = np.matmul(logp[:, None, :], lk)[:, 0, :] + np.matmul(lk, logp[:, :, None])[:, :, 0]
+        target = (logp + num + fixed) / (1 + cnt)  # = logp where a country has no link
         logp = (1 - strength) * logp + strength * target
     return logp
 

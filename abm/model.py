@@ -17,7 +17,9 @@ scheduling") line for line:
 from __future__ import annotations
 
 import copy
+import ctypes
 import functools
+import sys
 from dataclasses import dataclass
 
 import mesa
@@ -45,7 +47,6 @@ from abm.market import (
     KG_PER_T,
     Clearing,
     Contracts,
-    Rules,
     arbitrage_items,
     clear_items,
     stacked,
@@ -60,6 +61,7 @@ from agents.firms import (
     output_composition,
     output_value_usd_per_kg,
     supply_response,
+    value_coefficients,
 )
 from agents.states import StateAgent
 from agents.strategies import DisputeView, Observation, ScriptedStrategy
@@ -96,6 +98,40 @@ _NO_CONTRACTS = (Contracts.empty(), np.zeros(0, dtype=int))
 def _blas() -> ThreadpoolController:
     """The process's BLAS libraries (found once: the scan takes a few ms)."""
     return ThreadpoolController()
+
+
+MALLOC_KEEP_BYTES = 128 * 2**20
+"""Freed heap memory the C allocator may keep for reuse instead of returning it (see below)."""
+MALLOC_MMAP_BYTES = 32 * 2**20
+"""Blocks at least this large get their own memory map (glibc's largest automatic setting)."""
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Let glibc's allocator reuse freed memory instead of returning it to the system at once.
+
+    A month allocates hundreds of short-lived per-firm temporaries of 0.1-6 MB. With glibc's
+    defaults, freeing them shrinks the heap (or unmaps them) and the next allocation takes
+    fresh pages from the kernel, zero-filled one page fault at a time: at 10,000 firms about
+    460 page faults and 1.2 ms of system time a month, at 100,000 firms 4,700 and 10 ms. With
+    the heap kept (up to ``MALLOC_KEEP_BYTES`` of free space, maps only from
+    ``MALLOC_MMAP_BYTES``) a month takes a handful. Results do not change. Process-wide and
+    set once, when the first model is built (not on import); a no-op off glibc.
+
+    Returns:
+        Whether the settings were applied.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
+    ok = mallopt(m_mmap_threshold, MALLOC_MMAP_BYTES)
+    ok &= mallopt(m_trim_threshold, MALLOC_KEEP_BYTES)
+    ok &= mallopt(m_top_pad, MALLOC_MMAP_BYTES)
+    return bool(ok)
 
 
 class one_blas_thread:  # noqa: N801 (used like a function: ``with one_blas_thread():``)
@@ -163,6 +199,7 @@ class RareEarthModel(mesa.Model):
     def __init__(self, scenario: Scenario, seed: int | None = None, run: str = "scenario"):
         seed = scenario.seed if seed is None else int(seed)
         super().__init__(rng=seed)
+        keep_freed_memory()
         self.seed_value = seed
         self.scenario = scenario
         self.run_label = run
@@ -219,6 +256,10 @@ class RareEarthModel(mesa.Model):
             raise RuntimeError("firm population must list producers before manufacturers")
         self.producers = slice(0, self.P)
         self.makers = slice(self.P, self.firms.n)
+        # (C, P) 0/1 matrix of producers' home countries: a grouped sum over producers is one
+        # small matrix product (producers are not in country order, manufacturers are)
+        self._onehot_pr = np.zeros((C, self.P))
+        self._onehot_pr[self.firms.country[: self.P], np.arange(self.P)] = 1.0
         m_country = self.firms.country[self.makers]
         self._maker_rows = [np.flatnonzero(m_country == c) for c in range(C)]
         # home countries as index arrays for np.take (faster than fancy indexing, same values)
@@ -247,15 +288,39 @@ class RareEarthModel(mesa.Model):
         self._can_shut = (kinds == FirmKind.MINER) | self._is_recycler
         self._must_run_n = (self._must_run[self.firms.country] > 0) & (kinds == FirmKind.MINER)
         self._mine_build = np.array([cp.mine_build_months for cp in scenario.countries])
-        # fixed per-manufacturer quantities used by the reporters
+        # manufacturers use only the items from the first one any of them uses (oxides and
+        # magnets): their per-firm arrays cover those columns (the others stay 0 for them)
         mf = self.makers
+        used = np.flatnonzero(self.firms.use_tpy[mf].any(axis=0))
+        self._mj = slice(int(used[0]) if used.size else 0, I)
+        self._mj_good = self._good_of_item[self._mj]
+        # each country's manufacturers are one contiguous block (as built): grouped sums over
+        # them are np.add.reduceat over the block starts (bincount when they are not)
+        self._mf_reduce = self._maker_block_starts()
+        self._mf_spans: list[tuple[int, tuple[int, int]]] = []
+        if self._mf_reduce is not None:
+            cs, starts = self._mf_reduce
+            stops = [*starts[1:], self.firms.n - self.P]
+            self._mf_spans = [
+                (int(c), (int(a), int(b))) for c, a, b in zip(cs, starts, stops, strict=True)
+            ]
+        # fixed per-manufacturer quantities used by the reporters
         self.maker_use_reo = self.by_country(self.firms.use_tpy[mf] @ self.reo_per_item / 12.0, mf)
         self.maker_weight = self.firms.use_tpy[mf].sum(axis=1)
-        self._monthly_use = self.firms.use_tpy[mf] / 12.0
+        self._monthly_use = np.ascontiguousarray(self.firms.use_tpy[mf, self._mj] / 12.0)
         self.makers_per_country = self.by_country(np.ones(self.maker_weight.size), mf)
         self.maker_weight_by_country = self.by_country(self.maker_weight, mf)
-        self._risk_cache: tuple[int, np.ndarray] = (-1, np.zeros((C, C)))
         self._risk_buyers_by_country = self.by_country(self._risk_buyer)  # fixed
+        # US$ of output lost per t of REO short, by sector, per manufacturer (fixed)
+        self._lost_weight = (
+            KG_PER_T * self.firms.value_per_kg[mf][:, None] * self.firms.sector_mix[mf]
+        )
+        # perceived risk of each supplier country held by a country's buyers (every non-miner),
+        # and manufacturers' rare-earth intensity per element group: per home country, as all
+        # the country's firms start equal and take the same shocks and cuts (see FirmState)
+        self.risk_c = np.zeros((C, C))
+        self._risk_version = 0  # bumped whenever risk_c changes (risk_by_country caches on it)
+        self.intensity_c = np.ones((C, G))
         self._reo_total = self.reo_per_item.sum(axis=1)
         self._ones_n = np.ones(self.firms.n)
         self._init_stocks()
@@ -273,6 +338,59 @@ class RareEarthModel(mesa.Model):
 
     # ------------------------------------------------------------------ set-up helpers
 
+    def _maker_block_starts(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(countries, first rows) of the manufacturers' country blocks, if they tile the block."""
+        cs, starts, at = [], [], 0
+        blocks = sorted(
+            (b.start, c, b.stop) for c, b in enumerate(self._maker_blocks) if isinstance(b, slice)
+        )
+        if sum(r.size for r in self._maker_rows) != self.firms.n - self.P:
+            return None
+        for start, c, stop in blocks:
+            if start != at:
+                return None
+            cs.append(c)
+            starts.append(start)
+            at = stop
+        if at != self.firms.n - self.P or not starts:
+            return None
+        return np.array(cs, dtype=np.intp), np.array(starts, dtype=np.intp)
+
+    def sum_makers(self, x: np.ndarray) -> np.ndarray:
+        """Sum manufacturers' values by home country: (M,) -> (C,), (M, K) -> (C, K).
+
+        The same sums as ``by_country(x, self.makers)`` (added in another order: each
+        country's block is summed by ``np.add.reduceat``, deterministic and in row order).
+        """
+        if self._mf_reduce is None:
+            return self.by_country(x, self.makers)
+        cs, starts = self._mf_reduce
+        out = np.zeros((C, *x.shape[1:]))
+        out[cs] = np.add.reduceat(x, starts, axis=0)
+        return out
+
+    def sum_makers_weighted(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """``sum_makers(w[:, None] * x)`` for (M,) weights and (M, K) values: (C, K).
+
+        One matrix-vector product per country block (no (M, K) temporary).
+        """
+        if self._mf_reduce is None:
+            return self.by_country(w[:, None] * x, self.makers)
+        out = np.zeros((C, x.shape[1]))
+        for c, (a, b) in self._mf_spans:
+            out[c] = w[a:b] @ x[a:b]
+        return out
+
+    def firm_risk(self) -> np.ndarray:
+        """(N, C) perceived risk of each supplier country, per firm (miners hold none)."""
+        return np.take(self.risk_c, self._c_all, axis=0) * self._risk_buyer[:, None]
+
+    def firm_intensity(self) -> np.ndarray:
+        """(N, G) rare-earth use per unit output, per firm (1 for producers)."""
+        out = np.ones((self.firms.n, G))
+        out[self.makers] = np.take(self.intensity_c, self._c_mf, axis=0)
+        return out
+
     def by_country(self, x: np.ndarray, rows: slice | None = None) -> np.ndarray:
         """Sum per-firm values by home country: (n,) -> (C,), (n, K) -> (C, K).
 
@@ -280,6 +398,8 @@ class RareEarthModel(mesa.Model):
         One ``np.bincount`` over a flat (country, column) index: deterministic and fast.
         """
         rows = rows or slice(0, self.firms.n)
+        if rows == self.producers:
+            return self._onehot_pr @ x
         country = self.firms.country[rows]
         if x.ndim == 1:
             return np.bincount(country, weights=x, minlength=C)
@@ -639,13 +759,13 @@ class RareEarthModel(mesa.Model):
 
     def risk_by_country(self) -> np.ndarray:
         """(C, C) mean perceived risk of each country's buyers toward each supplier country."""
-        if self._risk_cache[0] < 0:  # valid until risk changes (phase 7 marks it stale)
-            f = self.firms
-            cnt = self._risk_buyers_by_country
-            # miners' rows are 0 (their risk is never shocked): no need to mask them out
-            tot = self.by_country(f.risk)
-            self._risk_cache = (self.month, tot / np.maximum(cnt, 1.0)[:, None])
-        return self._risk_cache[1]
+        # every buyer of a country holds the same values: the mean is the country's row
+        cached = self.__dict__.get("_risk_mean")
+        if cached is None or cached[0] is not self.risk_c or cached[1] != self._risk_version:
+            value = self.risk_c * (self._risk_buyers_by_country > 0)[:, None]
+            cached = (self.risk_c, self._risk_version, value)
+            self._risk_mean = cached
+        return cached[2]
 
     def _states_decide(self) -> None:
         for st in self.states:
@@ -716,8 +836,10 @@ class RareEarthModel(mesa.Model):
         f, mk = self.firms, self.mk
         pr = self.producers
         # projects that finish this month come online
-        done = (f.proj_size > 0) & (f.proj_left <= 0)
-        if done.any():
+        done_pr = (f.proj_size[pr] > 0) & (f.proj_left[pr] <= 0)  # only producers build
+        if done_pr.any():
+            done = np.zeros(f.n, dtype=bool)
+            done[pr] = done_pr
             # a deposit held by a producing firm blends its own cost into the firm's
             blend = done & (f.prospect_cost > 0) & (f.capacity > 0)
             if blend.any():
@@ -763,7 +885,7 @@ class RareEarthModel(mesa.Model):
         sells = np.where(basket > 0, want / np.maximum(basket, 1e-12), 0.0).max(axis=1)
         mine = np.where(miner, np.maximum(np.minimum(monthly * rate, sells), monthly * floor), 0.0)
         pq = self.policy.production_quota_t_per_year(self.month)
-        for c in np.flatnonzero(np.isfinite(pq)):
+        for c in np.isfinite(pq).nonzero()[0]:
             m = miner & (f.country[pr] == c)
             tot = mine[m].sum()
             if tot > pq[c] / 12.0:
@@ -831,7 +953,9 @@ class RareEarthModel(mesa.Model):
         """
         exp = np.maximum(exp, PROBE_SHARE * (cap if probe is None else probe))
         target = (1.0 + self.fb.producer_stock_months) * exp
-        return np.clip(exp + (target - held) / 2.0, 0.0, cap)
+        out = exp + (target - held) / 2.0
+        np.maximum(out, 0.0, out=out)  # np.clip(out, 0, cap), without its wrapper's overhead
+        return np.minimum(out, cap, out=out)
 
     def _magnet_plan(self, monthly: np.ndarray) -> np.ndarray:
         """(P,) magnet output planned within capacity (cost-plus prices: output follows orders)."""
@@ -854,7 +978,7 @@ class RareEarthModel(mesa.Model):
         # abandonment: sustained expected losses during construction
         gone = building & (f.proj_bad_months[pr] >= fb.abandon_after_months)
         if gone.any():
-            rows = np.flatnonzero(gone)
+            rows = gone.nonzero()[0]
             f.proj_size[rows] = 0.0
             f.proj_capex_left[rows] = 0.0
             f.proj_bad_months[rows] = 0
@@ -874,14 +998,14 @@ class RareEarthModel(mesa.Model):
         busy = prospect | (np.minimum(f.utilisation[pr], stage_util) >= fb.expansion_utilisation)
         # the richer the expected margin, the sooner a decision (up to 10x the base rate)
         margin = f.expected_margin[pr] + subsidy
-        pull = np.clip(margin / max(fb.investment_hurdle, 1e-9), 0, 10)
+        pull = np.minimum(np.maximum(margin / max(fb.investment_hurdle, 1e-9), 0), 10)
         # investors see the projects already under way in their stage world-wide: the larger
         # that pipeline against capacity online, the fewer new projects start
         crowd = 1.0
         if fb.pipeline_limit_share > 0:  # 0 = no brake
             pipe_k = np.bincount(kinds, weights=f.proj_size[pr], minlength=5)
             share = np.where(cap_k > 0, pipe_k / np.maximum(cap_k, 1e-12), 0.0)[kinds]
-            crowd = np.clip(1.0 - share / fb.pipeline_limit_share, 0.0, 1.0)
+            crowd = np.minimum(np.maximum(1.0 - share / fb.pipeline_limit_share, 0.0), 1.0)
         go = (
             eligible
             & busy
@@ -889,7 +1013,7 @@ class RareEarthModel(mesa.Model):
             & (u < fb.project_start_prob * pull * crowd)
         )
         if go.any():
-            rows = np.flatnonzero(go)  # producers are the first rows: same indices
+            rows = go.nonzero()[0]  # producers are the first rows: same indices
             size = np.where(
                 f.prospect[rows], f.prospect_size[rows], fb.expansion_share * f.capacity[rows]
             )
@@ -912,8 +1036,9 @@ class RareEarthModel(mesa.Model):
         ``state_expansion_months`` and then ramps up like any new capacity. Capex is paid from
         the firms' cash, as for any project.
         """
-        f, pr = self.firms, self.producers
+        f = self.firms
         pq = self.policy.production_quota_t_per_year(self.month)
+        pr = self.producers
         kind = f.kind[pr]
         imports = np.nan_to_num(self._conc_imports)
         plans = (
@@ -988,8 +1113,8 @@ class RareEarthModel(mesa.Model):
         f, fb = self.firms, self.fb
         if rows.size == 0:
             return
-        kinds = f.kind[rows].astype(int)
-        build = np.array([fb.build_months[KIND_CODES[min(k, 3)]] for k in kinds])
+        kinds = np.minimum(f.kind[rows].astype(int), 3)
+        build = np.array([fb.build_months[k] for k in KIND_CODES])[kinds]
         build = np.where(f.build_months[rows] > 0, f.build_months[rows], build)
         mine_build = self._mine_build
         host = f.country[rows]
@@ -1001,7 +1126,7 @@ class RareEarthModel(mesa.Model):
         lead = permit + build + np.where(processing, extra[host], 0.0)
         capex = size * self._capex[rows] * np.where(processing, mult[host], 1.0)
         # the host's finance pool pays up to 80% of capex, first come first served
-        for j, r in enumerate(rows):  # only the firms starting a project this month
+        for j, r in enumerate(rows if self.finance_pool.any() else ()):  # only with a pool
             k = min(int(f.kind[r]), 3)
             c = int(f.country[r])
             paid = min(self.finance_pool[c, k], 0.8 * capex[j])
@@ -1027,7 +1152,7 @@ class RareEarthModel(mesa.Model):
         rel = (self.price / self.p0[:, None]).T  # (C, I)
         shock = self.demand_mult[:, self._good_of_item]
         choke = mk.choke_price_multiple
-        destroyed = np.clip((1.0 - rel / choke) / (1.0 - 1.0 / choke), 0.0, 1.0)
+        destroyed = np.minimum(np.maximum((1.0 - rel / choke) / (1.0 - 1.0 / choke), 0.0), 1.0)
         return grow * shock * rel ** (-eps[None, :]) * destroyed
 
     def use_growth(self, month: int, per_item: bool = False) -> np.ndarray:
@@ -1056,27 +1181,30 @@ class RareEarthModel(mesa.Model):
         f, fb = self.firms, self.fb
         pr, mf = self.producers, self.makers
         factor = self._demand_factor()  # (C, I)
-        need = self._monthly_use * np.take(factor, self._c_mf, axis=0)
-        need *= np.take(f.intensity[mf], self._good_of_item, axis=1)
+        mj = self._mj  # the items manufacturers use
+        # need = monthly use x demand factor x intensity; the last two are per country
+        per_c = factor[:, mj] * self.intensity_c[:, self._mj_good]
+        need = self._monthly_use * np.take(per_c, self._c_mf, axis=0)
         # each buyer's risk, weighted by where its country bought each item last month
-        risk = f.risk[mf]
-        r_eff = np.empty_like(need)
-        for c in range(C):  # one small matrix product per country instead of per item
-            rows = self._maker_blocks[c]
-            r_eff[rows] = risk[rows] @ self.supplier_share[:, c, :].T
+        # (r_eff[c, i] = sum_x risk[c, x] * share[i, c, x]: per country, as risk is)
+        r_eff = np.einsum("cx,icx->ci", self.risk_c, self.supplier_share)
         # target = base + risk_months * sensitivity * r_eff; orders = max(need + gap, 0) where
-        # need > 0, gap = (target * need - stock) / adjust_months (in place, same arithmetic)
-        gap = r_eff
+        # need > 0, gap = (target * need - stock) / adjust_months (in place)
+        gap = np.take(r_eff[:, mj] * fb.inventory_risk_months, self._c_mf, axis=0)
         gap *= f.risk_sensitivity[mf, None]
-        gap *= fb.inventory_risk_months
         gap += fb.inventory_base_months
         gap *= need
-        gap -= f.stock[mf]
+        # manufacturers' stock of those items, copied once into a contiguous array for this
+        # month's arithmetic (a column slice of the (N, I) array is strided and 4 times slower);
+        # settlement works on the copy and writes it back
+        stock_mf = np.ascontiguousarray(f.stock[mf, mj])
+        gap -= stock_mf
         gap /= fb.inventory_adjust_months
         gap += need
         np.maximum(gap, 0.0, out=gap)
-        orders = np.zeros((f.n, I))
-        np.copyto(orders[mf], gap, where=need > 0)
+        gap *= need > 0  # no order where nothing is needed (gap >= 0: the same as a where)
+        orders_mf = gap  # (M, items manufacturers use)
+        orders = np.zeros((self.P, I))  # producers' orders
         # processors: inputs for the output they expect to sell, plus a base inventory
         stock = f.stock[pr]
         monthly = self._monthly_capacity()
@@ -1093,14 +1221,14 @@ class RareEarthModel(mesa.Model):
         room = monthly * f.run_rate[pr, 0]
         inp = inp * np.where(tot > room, room / np.maximum(tot, 1e-12), 1.0)[:, None]
         g_in = (fb.inventory_base_months * inp - stock[:, 0:3]) / fb.inventory_adjust_months
-        orders[pr, 0:3] = np.where(sep[:, None], np.maximum(inp + g_in, 0.0), 0.0)
+        orders[:, 0:3] = np.where(sep[:, None], np.maximum(inp + g_in, 0.0), 0.0)
         mag = self._pr_mag
         nd, hv = self._magnet_recipe(pr)
         make = self._magnet_plan(monthly)
         for col, per in ((4, nd), (5, hv)):
             w = make * per
             g = (fb.inventory_base_months * w - stock[:, col]) / fb.inventory_adjust_months
-            orders[pr, col] = np.where(mag, np.maximum(w + g, 0.0), 0.0)
+            orders[:, col] = np.where(mag, np.maximum(w + g, 0.0), 0.0)
         # state stockpiles: buy toward the target in calm months, release in shortages
         use_g = (self.use_c * factor) @ self.reo_per_item / 12.0  # (C, G) t REO per month
         target_t = self.stockpile_target_days()[:, None] / 30.0 * use_g
@@ -1108,28 +1236,32 @@ class RareEarthModel(mesa.Model):
         release = np.zeros((C, I))  # indexed by the market where tonnes are offered
         release_from = np.zeros((C, G))  # by owner
         partners = self.stockpile_partners()
+        # small tables as Python floats for the scalar loop below (the same float64 arithmetic)
+        fill, price, p0 = self.fill.tolist(), self.price.tolist(), self.p0.tolist()
+        target_l, use_l = target_t.tolist(), use_g.tolist()
+        thresholds = [cp.stockpile_release_fill for cp in self.scenario.countries]
+        buy_share = self.mk.stockpile_buy_share
         for s in range(C):
             st = self.states[s]
+            pile = st.stockpile_t.tolist()
             for g in range(G):
                 i = OXIDE[g]
-                calm = self.fill[s, i] >= 0.95 and self.price[i, s] <= 2.0 * self.p0[i]
-                if calm and st.stockpile_t[g] < target_t[s, g] and st.budget_usd > 0:
+                calm = fill[s][i] >= 0.95 and price[i][s] <= 2.0 * p0[i]
+                if calm and pile[g] < target_l[s][g] and st.budget_usd > 0:
                     # fill the gap over a year, never more than a small share of the market
-                    buy[s, i] = min(
-                        (target_t[s, g] - st.stockpile_t[g]) / 12.0,
-                        self.mk.stockpile_buy_share * use_g[s, g],
-                    )
-                left = st.stockpile_t[g]
+                    buy[s, i] = min((target_l[s][g] - pile[g]) / 12.0, buy_share * use_l[s][g])
+                left = pile[g]
                 for y in partners[s]:
-                    threshold = self.scenario.countries[y].stockpile_release_fill
-                    if left > 0 and self.fill[y, i] < threshold:
-                        q = min(left, (1.0 - self.fill[y, i]) * use_g[y, g])
+                    if left > 0 and fill[y][i] < thresholds[y]:
+                        q = min(left, (1.0 - fill[y][i]) * use_l[y][g])
                         release[y, i] += q
                         release_from[s, g] += q
                         left -= q
         return {
             "need": need,
             "orders": orders,
+            "orders_mf": orders_mf,
+            "stock_mf": stock_mf,
             "buy": buy,
             "release": release,
             "release_from": release_from,
@@ -1262,15 +1394,18 @@ class RareEarthModel(mesa.Model):
         f, mk = self.firms, self.mk
         offers = f.stock[self.producers] * self._sell_mask  # (P, I): sellers are producers
         supply = self.by_country(offers, self.producers)
-        demand = self.by_country(orders["orders"])
+        demand = self.by_country(orders["orders"], self.producers)
+        demand[:, self._mj] += self.sum_makers(orders["orders_mf"])
         supply += orders["release"]
         demand += orders["buy"]
         rule_arrays = self.policy.rule_arrays(self.month, np.maximum(demand - supply, 0.0))
         quota_t, access, leaky, tax = rule_arrays
         reserve = self._seller_reserve()
-        offtake = self.policy.of_type("offtake")
+        by_item: dict[int, list] = {}  # offtake contracts in force, by item (in order)
+        for m in self.policy.of_type("offtake"):
+            by_item.setdefault(m.params["_item"], []).append(m)
         contract_firms = [
-            self._contracts_for(i, offers[:, i], offtake) if offtake else _NO_CONTRACTS
+            self._contracts_for(i, offers[:, i], by_item[i]) if i in by_item else _NO_CONTRACTS
             for i in range(I)
         ]
         clearings: list[Clearing] = clear_items(
@@ -1293,7 +1428,6 @@ class RareEarthModel(mesa.Model):
             "offers": offers,
             "supply": supply,
             "demand": demand,
-            "rules": [Rules(quota_t[i], access[i], leaky[i], tax[i]) for i in range(I)],
             "rule_arrays": rule_arrays,
             "clearings": clearings,
             "contracts": contract_firms,
@@ -1329,8 +1463,8 @@ class RareEarthModel(mesa.Model):
         ones_p = self._ones_n[pr]  # column sums by matrix-vector products (conservation only)
         produced = ones_p @ plan["out"] - ones_p @ plan["used"]
         # restart costs decided last month
-        if self.restart_due.any():
-            f.cash -= self.restart_due
+        if self.restart_due.any():  # producers only
+            f.cash[pr] -= self.restart_due[pr]
             self.external_out += float(self.restart_due.sum())
             self.restart_due[:] = 0.0
 
@@ -1347,7 +1481,7 @@ class RareEarthModel(mesa.Model):
         firm_t = np.zeros((self.P, I))
         firm_rev = np.zeros((self.P, I))
         for i, (cl, (contracts, cfirms)) in enumerate(zip(cls, market["contracts"], strict=True)):
-            for k in np.flatnonzero(cfirms >= 0):  # contracts with a named seller firm
+            for k in (cfirms >= 0).nonzero()[0] if cfirms.size else ():  # named seller firms
                 r, x = int(cfirms[k]), int(contracts.seller[k])
                 firm_t[r, i] += cl.contract_t[k]
                 firm_rev[r, i] += cl.contract_seller_got[k]
@@ -1365,11 +1499,15 @@ class RareEarthModel(mesa.Model):
         revenue = self.by_country(rev_n, pr)
         fill = np.where(dem > 1e-12, bought_c / np.maximum(dem, 1e-12), 1.0)  # (C, I)
         cost_t = np.where(bought_c > 1e-12, paid_c / np.maximum(bought_c, 1e-12), 0.0)
-        got = orders["orders"] * np.take(fill, self._c_all, axis=0)
-        pay_n = np.einsum("ni,ni->n", got, np.take(cost_t, self._c_all, axis=0))
-        f.stock += got
-        f.cash -= pay_n
-        manuf_paid = pay_n[mf]
+        got = orders["orders"] * np.take(fill, self._c_pr, axis=0)
+        f.stock[pr] += got
+        f.cash[pr] -= np.einsum("ni,ni->n", got, np.take(cost_t, self._c_pr, axis=0))
+        mj = self._mj
+        got = orders["orders_mf"] * np.take(fill[:, mj], self._c_mf, axis=0)
+        manuf_paid = np.einsum("ni,ni->n", got, np.take(cost_t[:, mj], self._c_mf, axis=0))
+        stock_mf = orders["stock_mf"]  # contiguous copy, written back below
+        stock_mf += got
+        f.cash[mf] -= manuf_paid
         self.fill = fill
         # which items have releases, purchases or export tax this month (adding zeros is exact)
         rel_any = orders["release"].any(axis=0)
@@ -1385,17 +1523,17 @@ class RareEarthModel(mesa.Model):
                 revenue += self._charge_release(orders, g, sold_rel, income)
             if buy_any[i]:
                 buy = orders["buy"][:, i]
-                for st_i in np.flatnonzero(buy):  # state stockpile purchases
+                for st_i in buy.nonzero()[0]:  # state stockpile purchases
                     q = buy[st_i] * fill[st_i, i]
                     self.states[st_i].stockpile_t[g] += q
                     self.states[st_i].budget_usd -= q * cost_t[st_i, i]
             if tax_any[i]:
-                for x in np.flatnonzero(cl.tax_got):
+                for x in cl.tax_got.nonzero()[0]:
                     self.states[x].budget_usd += cl.tax_got[x]
                 revenue += cl.tax_got
             self.external_out += cl.freight
         # price floors on one oxide: the state tops up the seller's realised price
-        for r in np.flatnonzero(f.price_floor[pr] > 0):
+        for r in (f.price_floor[pr] > 0).nonzero()[0]:
             ox = OXIDE[int(f.price_floor_good[r])]
             t = sold_all[r, ox]
             if t <= 0:
@@ -1412,17 +1550,19 @@ class RareEarthModel(mesa.Model):
 
         # consumption and lost output: each input serves its own product lines, so a shortfall
         # of one input stops the output that depends on it (its REO content times value per kg)
-        need = orders["need"]  # (M, I) manufacturers
-        if f.stock[mf].min(initial=0.0) < -1e-6:  # buyers cannot hold less than nothing
-            r = int(np.argmin(f.stock[mf].min(axis=1)))
+        need = orders["need"]  # (M, items manufacturers use)
+        if stock_mf.min(initial=0.0) < -1e-6:  # buyers cannot hold less than nothing
+            r = int(np.argmin(stock_mf.min(axis=1)))
             raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
-        use = np.minimum(f.stock[mf], need)
-        f.stock[mf] -= use
-        consumed = self._ones_n[mf] @ use  # for the conservation check only
-        lost_kg = ((need - use) @ self._reo_total) * KG_PER_T
-        lost_usd = lost_kg * f.value_per_kg[mf]
-        lost_cs = self.by_country(lost_usd[:, None] * f.sector_mix[mf], mf)
-        cons_cg = self.by_country(use @ self.reo_per_item, mf)
+        use = np.minimum(stock_mf, need)
+        stock_mf -= use
+        f.stock[mf, mj] = stock_mf
+        consumed = np.zeros(I)
+        consumed[mj] = self._ones_n[mf] @ use  # for the conservation check only
+        # lost output: REO short (t) x US$ per kg x 1000, split by sector mix, per country
+        short = need - use
+        lost_cs = self.sum_makers_weighted(short @ self._reo_total[mj], self._lost_weight)
+        cons_cg = self.sum_makers(use) @ self.reo_per_item[mj]
 
         # miners dump co-products they cannot sell beyond the holding limit (tailings)
         lim = plan["hold_limit"]
@@ -1436,15 +1576,16 @@ class RareEarthModel(mesa.Model):
             pay = plan["recycled"] * KG_PER_T * sub[f.country[pr]]
             f.cash[pr] += pay
             by_c = self.by_country(pay, pr)
-            for c in np.flatnonzero(sub):
+            for c in sub.nonzero()[0]:
                 self.states[c].budget_usd -= by_c[c]
                 self.states[c].spent_usd += by_c[c]
 
         # capex of projects under construction
-        building = f.proj_size > 0
-        spend = np.where(building, f.proj_capex_left / np.maximum(f.proj_left, 1), 0.0)
-        f.proj_capex_left -= spend
-        f.cash -= spend
+        building = f.proj_size[pr] > 0  # producers only (manufacturers never build)
+        left = f.proj_capex_left[pr]
+        spend = np.where(building, left / np.maximum(f.proj_left[pr], 1), 0.0)
+        left -= spend
+        f.cash[pr] -= spend
         self.external_out += float(spend.sum())
 
         # conservation
@@ -1513,7 +1654,7 @@ class RareEarthModel(mesa.Model):
             return by_owner
         sold = sold_by_market.sum()
         income = income_by_market.sum()
-        for s in np.flatnonzero(rel_from):
+        for s in rel_from.nonzero()[0]:
             share = rel_from[s] / tot
             self.states[s].stockpile_t[g] -= sold * share
             self.states[s].budget_usd += income * share
@@ -1543,9 +1684,10 @@ class RareEarthModel(mesa.Model):
             raise ConservationError(
                 f"negative stock in {self.date}: firm {r} item {ITEMS[i]} = {f.stock[r, i]:.6f} t"
             )
-        for st in self.states:
-            if (st.stockpile_t < -1e-6).any():
-                raise ConservationError(f"negative stockpile of {st.name} in {self.date}")
+        if min(min(st.stockpile_t.tolist()) for st in self.states) < -1e-6:
+            for st in self.states:
+                if (st.stockpile_t < -1e-6).any():
+                    raise ConservationError(f"negative stockpile of {st.name} in {self.date}")
         scale = max(float(np.abs(before).sum()), 1.0)
         gap = after - expected
         if np.abs(gap).max() > 1e-7 * scale + 1e-6:
@@ -1577,19 +1719,26 @@ class RareEarthModel(mesa.Model):
         if not first:
             self.exp_price += fb.expectation_speed * (self.price - self.exp_price)
         price = self.exp_price
-        value = output_value_usd_per_kg(f, price, mk)
-        floor = f.price_floor > 0
-        if floor.any():
-            g = f.price_floor_good.astype(np.intp)
-            gain = np.maximum(f.price_floor - price[OXIDE[0] + g, f.country], 0.0)
-            value = value + np.where(floor, gain * f.basket[np.arange(f.n), g], 0.0)
+        if first or not hasattr(self, "_value_coef"):  # baskets and grade mixes are fixed
+            self._value_coef = value_coefficients(f, mk)
+        value = output_value_usd_per_kg(f, price, mk, self._value_coef)
+        floor = (f.price_floor > 0).nonzero()[0]
+        if floor.size:  # a guaranteed price tops up the covered oxide's value
+            g = f.price_floor_good[floor].astype(np.intp)
+            gain = np.maximum(f.price_floor[floor] - price[OXIDE[0] + g, f.country[floor]], 0.0)
+            value[floor] += gain * f.basket[floor, g]
         sub = self.recycling_subsidy()
-        value = value + np.where(self._pr_rec, sub[f.country], 0.0)
+        if sub.any():
+            rec = np.flatnonzero(self._pr_rec)
+            value[rec] += sub[f.country[rec]]
         _extra, mult = self.tech_ban()
-        processing = self._pr_processing
-        capital = self._capex[pr] * np.where(processing, mult[f.country], 1.0)
-        capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
-        full = f.unit_cost + capital
+        key = mult.tobytes()
+        if getattr(self, "_capital_key", None) != key:  # the capital charge, per kg of output
+            processing = self._pr_processing
+            capital = self._capex[pr] * np.where(processing, mult[f.country], 1.0)
+            self._capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
+            self._capital_key = key
+        full = f.unit_cost + self._capital
         margin = (value - full) / np.maximum(full, 1e-9)
         if not hasattr(self, "_op_margin"):
             self._op_margin = np.zeros(self.firms.n)  # manufacturers stay at 0
@@ -1604,8 +1753,8 @@ class RareEarthModel(mesa.Model):
         flows = self.flows
         # risk perception: decay with the half-life, then shocks from restrictions
         decay = 0.5 ** (1.0 / fb.risk_half_life_months)
-        f.risk *= decay
-        self._risk_cache = (-1, self._risk_cache[1])  # risk changes now: recompute when asked
+        self.risk_c *= decay
+        self._risk_version += 1
         restr = flows.restriction.copy()  # (exporter, target)
         binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
         restr = np.maximum(restr, 0.5 * binding[:, None] * (1 - np.eye(C)))
@@ -1624,42 +1773,38 @@ class RareEarthModel(mesa.Model):
                 * fb.risk_shock
             )  # (buyer country, exporter)
             np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
-            # risk += shock * (1 - risk), with shock 0 for sellers (miners); manufacturers are
-            # all buyers, so only the producers' rows need the mask (x * 1.0 == x exactly)
-            shock = np.take(by_c, self._c_all, axis=0)
-            shock[self.producers] *= self._risk_buyer[self.producers, None]
-            rest = np.subtract(1.0, f.risk)
-            rest *= shock
-            f.risk += rest
+            # risk += shock * (1 - risk) (sellers, the miners, hold no risk: see firm_risk)
+            self.risk_c += (1.0 - self.risk_c) * by_c
         # expectations, losses, idling, restarts, bankruptcy
         if self.fb.learning_rate > 0:
             self._entrant_learning()
         self._refresh_expectations()
-        producing = f.active & ~f.idle & self._is_producer & (f.capacity > 0)
-        losing = producing & (self._op_margin < 0)
-        f.loss_months = np.where(losing, f.loss_months + 1, np.where(producing, 0, f.loss_months))
-        must_run = self._must_run_n
+        # producers only (rows < P): manufacturers never produce, idle, build or go bankrupt,
+        # so their rows would stay as they are; the views below write through to the arrays
+        pr = self.producers
+        active, idle, cap = f.active[pr], f.idle[pr], f.capacity[pr]
+        op_margin, loss = self._op_margin[pr], f.loss_months[pr]
+        producing = active & ~idle & (cap > 0)
+        losing = producing & (op_margin < 0)
+        loss[:] = np.where(losing, loss + 1, np.where(producing, 0, loss))
+        must_run = self._must_run_n[pr]
         # only mines and recyclers shut down: a separator or magnet maker squeezed by its input
         # price buys less (its run rate falls) but still processes the feed it holds
-        shuts = self._can_shut
-        to_idle = producing & shuts & ~must_run & (f.loss_months >= fb.idle_after_loss_months)
-        f.idle |= to_idle
-        restart = f.idle & f.active & (self._op_margin > 0.1) & (f.expected_margin > -0.2)
+        shuts = self._can_shut[pr]
+        to_idle = producing & shuts & ~must_run & (loss >= fb.idle_after_loss_months)
+        idle |= to_idle
+        restart = idle & active & (op_margin > 0.1) & (f.expected_margin[pr] > -0.2)
         if restart.any():
-            self.restart_due += np.where(
-                restart, fb.restart_cost_share * f.capacity * KG_PER_T * f.unit_cost, 0.0
+            self.restart_due[pr] += np.where(
+                restart, fb.restart_cost_share * cap * KG_PER_T * f.unit_cost[pr], 0.0
             )
-            f.idle &= ~restart
-            f.loss_months[restart] = 0
-        f.loss_months = np.where(f.idle, f.loss_months + 1, f.loss_months)
-        debt_limit = fb.bankrupt_debt_years * f.capacity * KG_PER_T * f.unit_cost
-        broke = (
-            f.active
-            & self._is_producer
-            & (f.cash < -debt_limit)
-            & (f.loss_months >= fb.bankrupt_after_loss_months)
-        )
+            idle &= ~restart
+            loss[restart] = 0
+        loss += idle  # one more month idle
+        debt_limit = fb.bankrupt_debt_years * cap * KG_PER_T * f.unit_cost[pr]
+        broke = active & (f.cash[pr] < -debt_limit) & (loss >= fb.bankrupt_after_loss_months)
         if broke.any():
+            broke = broke.nonzero()[0]  # producers are the first rows: the same indices
             self.bankruptcies += np.bincount(f.country[broke], minlength=C)
             # assets pass to a new owner as an undeveloped prospect; creditors write off debt
             self.external_in += float(-f.cash[broke].sum())
@@ -1673,24 +1818,24 @@ class RareEarthModel(mesa.Model):
             f.permitted[broke] = True  # an existing site keeps its permits
             f.proj_size[broke] = 0.0
             f.proj_capex_left[broke] = 0.0
-        building = f.proj_size > 0
-        f.proj_bad_months = np.where(building & (f.expected_margin < 0), f.proj_bad_months + 1, 0)
+        bad = f.proj_bad_months[pr]
+        bad[:] = np.where((f.proj_size[pr] > 0) & (f.expected_margin[pr] < 0), bad + 1, 0)
         # substitution and thrifting: driven by price and risk, never reversed
-        mf = self.makers
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
-        pressure = np.clip((pm - trig) / trig, 0.0, 1.0) + self.rd_pressure
+        pressure = np.minimum(np.maximum((pm - trig) / trig, 0.0), 1.0) + self.rd_pressure
         n_m = self.makers_per_country  # fixed
-        risk_cn = self.by_country(f.risk[mf, CHINA], mf) / np.maximum(n_m, 1.0)
+        risk_cn = np.where(n_m > 0, self.risk_c[:, CHINA], 0.0)  # manufacturers' risk of China
         risk_cn[CHINA] = 0.0
-        pressure = np.clip(pressure + 0.5 * risk_cn[:, None], 0.0, 1.0)
-        cut = 1.0 - fb.substitution_rate_per_month * np.take(pressure, self._c_mf, axis=0)
-        f.intensity[mf] = np.maximum(f.intensity[mf] * cut, fb.substitution_floor)
+        pressure = np.minimum(np.maximum(pressure + 0.5 * risk_cn[:, None], 0.0), 1.0)
+        cut = 1.0 - fb.substitution_rate_per_month * pressure
+        self.intensity_c = np.maximum(self.intensity_c * cut, fb.substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays
-        rec = self._is_recycler & f.active
-        grow = np.clip(self._op_margin, 0.0, 1.0) * fb.recycling_growth_per_month
-        f.capacity = np.where(rec, f.capacity * (1.0 + grow), f.capacity)
+        rec = self._pr_rec & active
+        if rec.any():
+            grow = np.minimum(np.maximum(op_margin, 0.0), 1.0) * fb.recycling_growth_per_month
+            cap[:] = np.where(rec, cap * (1.0 + grow), cap)
         # supplier shares (for risk weighting and dependence)
         fl = stacked(flows.clearings, "flows")  # (I, exporter, buyer)
         bought = fl.sum(axis=1)  # (I, buyer)
@@ -1825,12 +1970,13 @@ class RareEarthModel(mesa.Model):
             "_op_margin",
             "_cum_units",
             "_cost0",
+            "risk_c",
+            "intensity_c",
             "_conc_imports",
         ):
             setattr(new, name, getattr(self, name).copy())
         new.lost_hist = list(self.lost_hist)
         new.restr_hist = list(self.restr_hist)
-        new._risk_cache = (-1, self._risk_cache[1])
         new.rng = np.random.default_rng()
         new.rng.bit_generator.state = copy.deepcopy(self.rng.bit_generator.state)
         new.states = []

@@ -22,6 +22,7 @@ from abm.market import stacked
 from abm.recorder import Recorder
 
 _CTRY = np.arange(C)
+_NOT_CHINA = np.flatnonzero(_CTRY != CHINA)
 _IDX_ITEM_GOOD = np.array(ITEM_GOOD)
 _IDX_ITEM_STAGE = np.array(ITEM_STAGE)
 SEG_CHINA, SEG_WORLD, SEG_LOCAL = 0, 1, 2
@@ -54,7 +55,7 @@ def world_price(model, clearings) -> np.ndarray:
     p = model.price
     num = (p * w).sum(axis=1)
     den = w.sum(axis=1)
-    fallback = np.delete(p, CHINA, axis=1).mean(axis=1)
+    fallback = p[:, _NOT_CHINA].mean(axis=1)
     return np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
 
 
@@ -112,7 +113,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     rec.add(month, "recycled_t", flows.recycled.ravel(), **cg)
     # quotas in force
     q = model.policy.quota_t_per_year()
-    has = np.flatnonzero(np.isfinite(q))
+    has = np.isfinite(q).nonzero()[0]
     if has.size:
         rec.add(month, "export_quota_t", q[has], country=has)
     # China's share of world output by stage (mining, separation, magnets)
@@ -126,11 +127,12 @@ def record_month(model, rec: Recorder, month: int) -> None:
     imp = imports[:, 0:6].sum(axis=1)
     from_cn = trade[0:6, CHINA, :].sum(axis=0)
     dep = np.where(imp > 1e-9, from_cn / np.where(imp > 1e-9, imp, 1.0), np.nan)
-    others = np.flatnonzero((_CTRY != CHINA) & np.isfinite(dep))  # countries that imported
+    others = ((_CTRY != CHINA) & np.isfinite(dep)).nonzero()[0]  # countries that imported
     rec.add(month, "import_share_from_china", dep[others], country=others, partner=CHINA)
     # inventories in months of use (manufacturers' REO content), stockpiles
     mf, pr = model.makers, model.producers
-    inv = model.by_country(f.stock[mf] @ model.reo_per_item, mf)
+    mj = model._mj  # the items manufacturers hold (the others are 0 for them)
+    inv = model.sum_makers(f.stock[mf, mj]) @ model.reo_per_item[mj]
     use = model.maker_use_reo  # (C, G) t REO per month at intensity 1, fixed
     use = use * model.use_growth(month)
     has = use > 1e-9  # countries and goods with manufacturers using them
@@ -151,32 +153,29 @@ def record_month(model, rec: Recorder, month: int) -> None:
     rec.add(month, "idle_capacity_t_per_year", idle, **cs)
     rec.add(month, "bankruptcies", model.bankruptcies, country=_CTRY)
     # intensity and perceived risk
-    weight = model.maker_weight  # each manufacturer's total use (fixed)
-    n_m = model.makers_per_country
-    s_ = model.by_country(f.intensity[mf] * weight[:, None], mf)
-    w_ = model.maker_weight_by_country[:, None]  # fixed
-    inten = np.where(w_ > 0, s_ / np.where(w_ > 0, w_, 1.0), np.nan)
-    has_m = np.flatnonzero(n_m > 0)
-    rec.add(
-        month,
-        "intensity_index",
-        inten[has_m].ravel(),
-        country=np.repeat(has_m, G),
-        good=np.tile(np.arange(G), has_m.size),
-    )
+    # use-weighted mean over a country's manufacturers, who all hold the country's intensity
+    dims_m = model.__dict__.get("_intensity_dims")
+    if dims_m is None:  # countries with manufacturers and their use weights are fixed
+        has_m = np.flatnonzero(model.makers_per_country > 0)
+        w_ = model.maker_weight_by_country[has_m, None]
+        dims_m = (has_m, w_ > 0, np.repeat(has_m, G), np.tile(np.arange(G), has_m.size))
+        model._intensity_dims = dims_m
+    has_m, weighted, c_m, g_m = dims_m
+    inten = np.where(weighted, model.intensity_c[has_m], np.nan)
+    rec.add(month, "intensity_index", inten.ravel(), country=c_m, good=g_m)
     risk = model.risk_by_country()
     rec.add(month, "perceived_risk", risk[_OFF], **_RISK_DIMS)
     # lost output by country and sector
     rec.add(month, "lost_output_usd", flows.lost_usd.ravel(), **_LOST_DIMS)
     # restrictions in force: share of each exporter's normal flow blocked, per partner
     r = flows.restriction
-    ex = np.flatnonzero(r.max(axis=1) > 0)
+    ex = (r.max(axis=1) > 0).nonzero()[0]
     for x in ex:
-        ys = np.flatnonzero(r[x] > 0)
+        ys = (r[x] > 0).nonzero()[0]
         rec.add(month, "restriction", r[x, ys], country=x, partner=ys)
     rec.add(month, "revenue_usd", flows.revenue, country=_CTRY)
     rec.add(month, "budget_usd", [st.budget_usd for st in model.states], country=_CTRY)
-    fill_ox = model.fill[:, list(OXIDE)]
+    fill_ox = model.fill[:, OXIDE[0] : OXIDE[-1] + 1]
     rec.add(month, "fill_rate", fill_ox.ravel(), **cg)
     for d in model.policy.disputes.values():
         rec.add(

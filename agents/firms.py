@@ -38,7 +38,13 @@ entirely in magnets; the actual split per country follows its heavy/ndpr magnet 
 
 @dataclass
 class FirmState:
-    """Struct of arrays, one row per firm."""
+    """Struct of arrays, one row per firm.
+
+    Perceived risk and rare-earth intensity are not here: every buyer of a country starts at the
+    same value and takes the same shocks and cuts, so the model holds them once per home country
+    (``RareEarthModel.risk_c`` and ``intensity_c``; ``firm_risk()`` and ``firm_intensity()``
+    give them per firm).
+    """
 
     kind: np.ndarray  # (N,) FirmKind
     country: np.ndarray  # (N,) country index
@@ -61,10 +67,8 @@ class FirmState:
     proj_capex_left: np.ndarray  # (N,) US$ still to spend
     proj_bad_months: np.ndarray  # (N,) months with expected loss during construction
     use_tpy: np.ndarray  # (N, I) manufacturers' annual use at intensity 1
-    intensity: np.ndarray  # (N, G) rare-earth use per unit output, 1 at start, never rises
     sector_mix: np.ndarray  # (N, S) sector shares of a manufacturer's use
     value_per_kg: np.ndarray  # (N,) US$ of output lost per kg REO not supplied
-    risk: np.ndarray  # (N, C) perceived disruption risk of each supplier country, 0..1
     risk_sensitivity: np.ndarray  # (N,) heterogeneity in precautionary demand
     price_floor: np.ndarray  # (N,) guaranteed US$/kg for the oxide of one group (0 = none)
     price_floor_good: np.ndarray  # (N,) element group the floor covers (index into GOODS)
@@ -303,10 +307,8 @@ def build_population(scn: Scenario, rng: np.random.Generator) -> tuple[FirmState
         proj_capex_left=np.zeros(n),
         proj_bad_months=np.zeros(n, dtype=np.int32),
         use_tpy=np.zeros((n, I)),
-        intensity=np.ones((n, G)),
         sector_mix=np.zeros((n, S)),
         value_per_kg=np.zeros(n),
-        risk=np.zeros((n, C)),
         risk_sensitivity=np.ones(n),
         price_floor=np.zeros(n),
         price_floor_good=np.ones(n, dtype=np.int8),
@@ -427,35 +429,51 @@ def supply_response(margin: np.ndarray) -> np.ndarray:
     running briefly below cost (contracts, fixed costs) and do not run flat out on a thin margin.
     With heterogeneous costs, the industry's supply rises smoothly with price.
     """
-    return np.clip((margin + SUPPLY_MARGIN_BAND) / (2 * SUPPLY_MARGIN_BAND), 0.0, 1.0)
+    return np.minimum(
+        np.maximum((margin + SUPPLY_MARGIN_BAND) / (2 * SUPPLY_MARGIN_BAND), 0.0), 1.0
+    )
 
 
-def output_value_usd_per_kg(st: FirmState, price_by_country: np.ndarray, mk) -> np.ndarray:
+def value_coefficients(st: FirmState, mk) -> np.ndarray:
+    """(N, I) tonnes of each item a firm sells (+) or uses (-) per tonne of its output.
+
+    The value added per kg of output at local prices ``p`` (US$/kg, by item) is then
+    ``coef @ p``: miners sell their basket of concentrates; recyclers their basket of oxides;
+    separators turn the concentrate mix into oxide at the separation yield; magnet makers turn
+    NdPr and Dy/Tb oxide into their grade mix of magnets by the recipes in ``mk``.
+    """
+    coef = np.zeros((st.n, I))
+    kind = st.kind
+    miner = (kind == FirmKind.MINER)[:, None]
+    rec = (kind == FirmKind.RECYCLER)[:, None]
+    sep = (kind == FirmKind.SEPARATOR)[:, None]
+    mag = kind == FirmKind.MAGNET_MAKER
+    coef[:, 0:3] = np.where(miner, st.basket, 0.0) - np.where(sep, st.basket, 0.0)
+    coef[:, 3:6] = np.where(rec, st.basket, 0.0) + np.where(
+        sep, st.basket * mk.separation_yield, 0.0
+    )
+    ht = st.ht_share
+    nd_std, nd_ht = mk.magnet_ndpr_t_per_t["ndpr_magnet"], mk.magnet_ndpr_t_per_t["heavy_magnet"]
+    hv_std, hv_ht = mk.magnet_heavy_t_per_t["ndpr_magnet"], mk.magnet_heavy_t_per_t["heavy_magnet"]
+    coef[mag, MAG_STD] = 1 - ht[mag]
+    coef[mag, MAG_HT] = ht[mag]
+    coef[mag, OXIDE[1]] = -((1 - ht[mag]) * nd_std + ht[mag] * nd_ht)
+    coef[mag, OXIDE[2]] = -((1 - ht[mag]) * hv_std + ht[mag] * hv_ht)
+    return coef
+
+
+def output_value_usd_per_kg(
+    st: FirmState, price_by_country: np.ndarray, mk, coef: np.ndarray | None = None
+) -> np.ndarray:
     """(N,) value added per kg of output at the firm's local prices (output minus inputs).
 
     Args:
         st: firm arrays.
         price_by_country: (I, C) local prices, US$/kg.
         mk: market parameters (recipes and yields).
+        coef: the firms' :func:`value_coefficients` if the caller keeps them (they are fixed
+            while baskets and grade mixes are).
     """
+    coef = value_coefficients(st, mk) if coef is None else coef
     p = np.take(price_by_country.T, st.country.astype(np.intp), axis=0)  # (N, I)
-    conc = p[:, 0:3]
-    oxide = p[:, 3:6]
-    val = np.zeros(st.n)
-    miner = st.kind == FirmKind.MINER
-    sep = st.kind == FirmKind.SEPARATOR
-    mag = st.kind == FirmKind.MAGNET_MAKER
-    rec = st.kind == FirmKind.RECYCLER
-    val = np.where(miner, (st.basket * conc).sum(axis=1), val)
-    val = np.where(rec, (st.basket * oxide).sum(axis=1), val)
-    # separators: oxide minus concentrate over the local concentrate mix
-    mix = st.basket
-    val = np.where(sep, (mix * (oxide * mk.separation_yield - conc)).sum(axis=1), val)
-    ht = st.ht_share
-    nd_std, nd_ht = mk.magnet_ndpr_t_per_t["ndpr_magnet"], mk.magnet_ndpr_t_per_t["heavy_magnet"]
-    hv_std, hv_ht = mk.magnet_heavy_t_per_t["ndpr_magnet"], mk.magnet_heavy_t_per_t["heavy_magnet"]
-    mag_val = (1 - ht) * (p[:, MAG_STD] - nd_std * oxide[:, 1] - hv_std * oxide[:, 2]) + ht * (
-        p[:, MAG_HT] - nd_ht * oxide[:, 1] - hv_ht * oxide[:, 2]
-    )
-    val = np.where(mag, mag_val, val)
-    return val
+    return np.einsum("ni,ni->n", coef, p)

@@ -36,6 +36,7 @@ from pathlib import Path
 import mesa
 import numpy as np
 
+from abm.model import keep_freed_memory
 from benchmarks import measure
 from benchmarks.opcount import count_model, count_numpy_bound
 
@@ -76,6 +77,9 @@ def run(quick: bool = False, profile: bool = False, progress=print) -> dict:
     sizes = QUICK_SIZES if quick else FULL_SIZES
     repeats = 2 if quick else 3
     agent_steps = 500_000 if quick else 1_000_000  # per Boltzmann repeat
+    # the model sets the allocator to keep freed memory when it is built; set it first, so that
+    # Boltzmann, the numpy floor and our model all run under the same settings
+    keep_freed_memory()
     t_start = time.perf_counter()
     load_before = list(os.getloadavg())
     rows = []

@@ -103,7 +103,7 @@ def test_buyers_do_not_perceive_their_own_country_as_a_risky_supplier():
     china = COUNTRIES.index("China")
     buyers = (f.country == china) & (f.kind != FirmKind.MINER)
     assert m.risk_by_country()[COUNTRIES.index("Japan"), china] > 0.1  # China coerced
-    assert float(f.risk[buyers, china].max()) == 0.0
+    assert float(m.firm_risk()[buyers, china].max()) == 0.0
 
 
 # ----------------------------------------------------------------------------- 12 baseline-2025
