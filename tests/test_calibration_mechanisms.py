@@ -16,10 +16,20 @@ from abm.scenario import load_scenario
 SEED = 5
 
 
-def _china_mining_capacity(model: RareEarthModel) -> float:
+def _china_capacity(model: RareEarthModel, kind: FirmKind = FirmKind.MINER) -> float:
+    """Capacity online (t/yr) of China's firms of one kind."""
     f = model.firms
-    mine = (f.kind == FirmKind.MINER) & (f.country == CHINA)
-    return float((f.capacity * f.active)[mine].sum())
+    rows = (f.kind == kind) & (f.country == CHINA)
+    return float((f.capacity * f.active)[rows].sum())
+
+
+def _run_directed(scenario_file, key: str, headroom: float, kind: FirmKind):
+    """15 months under the 400,000 t quota with China's ``key`` set; capacity at start and end."""
+    body = QUOTA + f"\n[countries.China]\n{key} = {headroom}\n"
+    model = RareEarthModel(load_scenario(scenario_file(body), months=15, firms=120, seed=SEED))
+    start = _china_capacity(model, kind)
+    model.run()
+    return model, start, _china_capacity(model, kind)
 
 
 QUOTA = """
@@ -35,12 +45,9 @@ coercive = false
 
 @pytest.mark.parametrize("headroom", [-1.0, 0.08])
 def test_state_backed_mines_expand_to_the_quota_only_when_directed(scenario_file, headroom):
-    body = QUOTA + f"\n[countries.China]\nstate_capacity_headroom = {headroom}\n"
-    scn = load_scenario(scenario_file(body), months=15, firms=120, seed=SEED)
-    model = RareEarthModel(scn)
-    start = _china_mining_capacity(model)
-    model.run()
-    end = _china_mining_capacity(model)
+    _, start, end = _run_directed(
+        scenario_file, "state_capacity_headroom", headroom, FirmKind.MINER
+    )
     if headroom < 0:
         # the market rule alone builds nothing in 15 months (permits plus build take years)
         assert end == pytest.approx(start)
@@ -50,24 +57,15 @@ def test_state_backed_mines_expand_to_the_quota_only_when_directed(scenario_file
         assert start < 0.75 * end
 
 
-def _china_separation_capacity(model: RareEarthModel) -> float:
-    f = model.firms
-    sep = (f.kind == FirmKind.SEPARATOR) & (f.country == CHINA)
-    return float((f.capacity * f.active)[sep].sum())
-
-
 @pytest.mark.parametrize("headroom", [-1.0, 0.08])
 def test_state_backed_separators_expand_to_the_ore_to_separate_only_when_directed(
     scenario_file, headroom
 ):
     # a quota of 400,000 t plus China's concentrate imports is more than its 370,000 t/yr of
     # separation: directed, the state groups build the gap in state_expansion_months (12)
-    body = QUOTA + f"\n[countries.China]\nstate_separation_headroom = {headroom}\n"
-    scn = load_scenario(scenario_file(body), months=15, firms=120, seed=SEED)
-    model = RareEarthModel(scn)
-    start = _china_separation_capacity(model)
-    model.run()
-    end = _china_separation_capacity(model)
+    model, start, end = _run_directed(
+        scenario_file, "state_separation_headroom", headroom, FirmKind.SEPARATOR
+    )
     if headroom < 0:
         assert end == pytest.approx(start)  # separation plants take 12 + 36 months otherwise
     else:
@@ -83,7 +81,7 @@ def test_state_directed_capacity_stops_at_the_quota_plus_headroom(scenario_file)
     model = RareEarthModel(scn)
     model.run()
     quota = model.policy.production_quota_t_per_year(model.month)[CHINA]
-    cap = _china_mining_capacity(model)
+    cap = _china_capacity(model)
     pipeline = model.firms.proj_size[
         (model.firms.kind == FirmKind.MINER) & (model.firms.country == CHINA)
     ].sum()
