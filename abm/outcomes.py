@@ -255,11 +255,17 @@ def explain(
     total = float(delta.sum())
     if abs(total) >= 1.0:
         lead = delta.abs().idxmax()
-        share = float(delta[lead] / total) if total else 0.0
+        share = float(delta[lead] / total)
         horizon = pd.Timestamp(run_df["date"].max()).strftime("%Y-%m")
+        # A share of the total reads well only when every country moved the same way as the
+        # total; otherwise (some up, some down) name the largest mover by its own tonnes.
+        if 0.0 < share <= 1.0:
+            part = f"of which {lead} {share:.0%}"
+        else:
+            part = f"largest change {lead} {_fmt_t(float(delta[lead]))}"
         text = (
             f"capacity outside {coercer} (mining + separation) {_fmt_t(total)} by {horizon}"
-            f" against the counterfactual, of which {lead} {share:.0%}"
+            f" against the counterfactual, {part}"
         )
         weight = (
             5.0 + abs(parts["capacity_gain_share"]) * 10

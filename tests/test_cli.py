@@ -406,3 +406,45 @@ def test_outcome_table_prints_rounding_noise_as_zero():
     assert _fmt(-1e-10) == "0.000"
     assert _fmt(-0.0012) == "-0.001"
     assert _fmt(2.5e9) == "2.50 bn"
+
+
+def _capacity_frame(by_country: dict[str, float]) -> pd.DataFrame:
+    """End-of-run oxide capacity per country, in the long format of ``timeseries.parquet``."""
+    rows = [
+        {
+            "variable": "capacity_t_per_year",
+            "country": c,
+            "stage": "oxide",
+            "date": pd.Timestamp("2030-12-01"),
+            "value": v,
+        }
+        for c, v in by_country.items()
+    ]
+    return pd.DataFrame(rows).assign(sector=None, segment=None, good="light", partner=None)
+
+
+@pytest.mark.parametrize(
+    ("run", "expected"),
+    [
+        # every country gained: the leader's share of the total gain
+        ({"China": 0.0, "Australia": 3_000.0, "Myanmar": 1_000.0}, "of which Australia 75%"),
+        # one up, one down: a share would read 150%, so the leader is named by its own tonnes
+        (
+            {"China": 0.0, "Australia": 500.0, "Myanmar": -1_500.0},
+            "largest change Myanmar -1,500 t/yr",
+        ),
+    ],
+)
+def test_capacity_explanation_names_the_largest_mover_sensibly(run, expected):
+    from abm.outcomes import explain
+
+    cf = _capacity_frame({"China": 0.0, "Australia": 0.0, "Myanmar": 0.0})
+    parts = {
+        "share_delta_pp": float("nan"),
+        "backfire_tests": {"share_loss": False, "capacity_gain": False, "revenue_loss": False},
+        "capacity_gain_share": 0.5,
+        "revenue_change_share": 0.0,
+    }
+    lines = explain(_capacity_frame(run), cf, "Japan", "China", parts, {"obtained": False})
+    (line,) = [t for t in lines if t.startswith("capacity outside China")]
+    assert line.endswith(expected), line
