@@ -321,6 +321,13 @@ class RareEarthModel(mesa.Model):
         self.risk_c = np.zeros((C, C))
         self._risk_version = 0  # bumped whenever risk_c changes (risk_by_country caches on it)
         self.intensity_c = np.ones((C, G))
+        # substitution per element group (G,): a group's own rate and floor, or the common
+        # substitution_rate_per_month and substitution_floor where the group has none (-1)
+        fb = self.fb
+        rate_g = np.array([fb.substitution_rate_by_group[g] for g in GOODS])
+        floor_g = np.array([fb.substitution_floor_by_group[g] for g in GOODS])
+        self._substitution_rate = np.where(rate_g < 0, fb.substitution_rate_per_month, rate_g)
+        self._substitution_floor = np.where(floor_g < 0, fb.substitution_floor, floor_g)
         self._reo_total = self.reo_per_item.sum(axis=1)
         self._ones_n = np.ones(self.firms.n)
         self._init_stocks()
@@ -1828,8 +1835,8 @@ class RareEarthModel(mesa.Model):
         risk_cn = np.where(n_m > 0, self.risk_c[:, CHINA], 0.0)  # manufacturers' risk of China
         risk_cn[CHINA] = 0.0
         pressure = np.minimum(np.maximum(pressure + 0.5 * risk_cn[:, None], 0.0), 1.0)
-        cut = 1.0 - fb.substitution_rate_per_month * pressure
-        self.intensity_c = np.maximum(self.intensity_c * cut, fb.substitution_floor)
+        cut = 1.0 - self._substitution_rate * pressure
+        self.intensity_c = np.maximum(self.intensity_c * cut, self._substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays
         rec = self._pr_rec & active

@@ -135,8 +135,22 @@ class FirmParams:
     )
     heterogeneity: float = _f(0.2, 0.0, 2.0, "lognormal sigma of firm costs")
     substitution_rate_per_month: float = _f(0.01, 0.0, 0.2, "max intensity cut per month")
+    substitution_rate_by_group: dict = _f(
+        _goods(-1.0, -1.0, -1.0),
+        -1.0,
+        0.2,
+        "max intensity cut per month per element group; -1 = substitution_rate_per_month",
+        keys=GOODS,
+    )
     substitution_price_trigger: float = _f(1.8, 1.0, 100.0, "price multiple that starts R&D")
     substitution_floor: float = _f(0.55, 0.0, 1.0, "lowest reachable intensity index")
+    substitution_floor_by_group: dict = _f(
+        _goods(-1.0, -1.0, -1.0),
+        -1.0,
+        1.0,
+        "lowest reachable intensity index per element group; -1 = substitution_floor",
+        keys=GOODS,
+    )
     rd_programme_share: float = _f(
         0.03, 1e-6, 1.0, "share of a year's RE-using output that buys a substitution_rd's full cut"
     )

@@ -1,7 +1,8 @@
-"""Mechanisms added for the history-2010 calibration (docs/ODD.md 7.2 and 7.12).
+"""Mechanisms added for the history-2010 calibration (docs/ODD.md 7.2, 7.12 and 7.13).
 
 State-directed capacity (state-backed mines expand to their state's production quota), entrant
-learning (entrants' unit costs fall with cumulative output) and per-group demand growth.
+learning (entrants' unit costs fall with cumulative output), per-group demand growth, and
+substitution rates and floors per element group.
 """
 
 from __future__ import annotations
@@ -133,3 +134,43 @@ def test_demand_growth_offsets_act_per_group(scenario_file):
     assert by_item[japan, OXIDE[1]] == pytest.approx(1.10**2)
     # a country without offsets keeps its single rate
     assert by_group[CHINA, 0] == pytest.approx(by_group[CHINA, 1])
+
+
+# ------------------------------------------------------------------ substitution by group
+
+
+def _intensity_after(overrides: list[str], months: int = 48) -> np.ndarray:
+    """(C, G) rare-earth intensity of each country's manufacturers after ``months`` of history."""
+    scn = load_scenario("history-2010", overrides, months=months, firms=150)
+    model = RareEarthModel(scn, seed=SEED)
+    model.run()
+    return model.intensity_c
+
+
+def test_a_group_floor_holds_that_group_only():
+    """Heavy floor 0.9, common floor 0.75: Dy/Tb use stops at 0.9, light and NdPr fall below it."""
+    heavy = GOODS.index("heavy")
+    ic = _intensity_after(["firm_behaviour.substitution_floor_by_group.heavy=0.9"])
+    assert ic[:, heavy].min() == pytest.approx(0.9)  # reached by someone, passed by nobody
+    others = np.delete(ic, heavy, axis=1)
+    assert others.min() < 0.85  # the common floor (0.75) still applies to light and NdPr
+
+
+def test_a_group_rate_of_zero_stops_that_groups_thrifting_only():
+    heavy = GOODS.index("heavy")
+    ic = _intensity_after(["firm_behaviour.substitution_rate_by_group.heavy=0"])
+    assert np.all(ic[:, heavy] == 1.0)
+    assert np.delete(ic, heavy, axis=1).max() < 0.95
+
+
+def test_group_values_of_minus_one_are_the_common_values():
+    scn = load_scenario("history-2010")
+    explicit = [
+        f"firm_behaviour.substitution_floor_by_group.{g}={scn.firm_behaviour.substitution_floor}"
+        for g in GOODS
+    ] + [
+        "firm_behaviour.substitution_rate_by_group."
+        f"{g}={scn.firm_behaviour.substitution_rate_per_month}"
+        for g in GOODS
+    ]
+    assert np.array_equal(_intensity_after([], 30), _intensity_after(explicit, 30))
