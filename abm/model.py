@@ -293,7 +293,12 @@ class RareEarthModel(mesa.Model):
         mf = self.makers
         used = np.flatnonzero(self.firms.use_tpy[mf].any(axis=0))
         self._mj = slice(int(used[0]) if used.size else 0, I)
-        self._mj_good = self._good_of_item[self._mj]
+        # the intensity index that scales each item's use: a high-temperature magnet follows
+        # Dy/Tb, or NdPr where Dy/Tb thrifting acts on the magnet's recipe instead
+        intensity_good = self._good_of_item.copy()
+        if fb.heavy_thrift_in_magnets:
+            intensity_good[MAG_HT] = GOODS.index("ndpr")
+        self._mj_good = intensity_good[self._mj]
         # each country's manufacturers are one contiguous block (as built): grouped sums over
         # them are np.add.reduceat over the block starts (bincount when they are not)
         self._mf_reduce = self._maker_block_starts()
@@ -500,10 +505,11 @@ class RareEarthModel(mesa.Model):
         mk = self.mk
         ht = self.firms.ht_share if rows is None else self.firms.ht_share[rows]
         nd, hv = mk.magnet_ndpr_t_per_t, mk.magnet_heavy_t_per_t
-        return (
-            (1 - ht) * nd["ndpr_magnet"] + ht * nd["heavy_magnet"],
-            (1 - ht) * hv["ndpr_magnet"] + ht * hv["heavy_magnet"],
-        )
+        heavy = (1 - ht) * hv["ndpr_magnet"] + ht * hv["heavy_magnet"]
+        if self.fb.heavy_thrift_in_magnets:  # the maker's country's Dy/Tb intensity
+            country = self.firms.country if rows is None else self.firms.country[rows]
+            heavy = heavy * self.intensity_c[country, GOODS.index("heavy")]
+        return (1 - ht) * nd["ndpr_magnet"] + ht * nd["heavy_magnet"], heavy
 
     def _capex_per_tpy(self) -> np.ndarray:
         cap = self.fb.capex_usd_per_t_per_year
@@ -892,6 +898,14 @@ class RareEarthModel(mesa.Model):
         sells = np.where(basket > 0, want / np.maximum(basket, 1e-12), 0.0).max(axis=1)
         mine = np.where(miner, np.maximum(np.minimum(monthly * rate, sells), monthly * floor), 0.0)
         pq = self.policy.production_quota_t_per_year(self.month)
+        hq, h_share = self.policy.heavy_ore_quota(self.month)
+        for c in np.isfinite(hq).nonzero()[0]:  # a quota split by ore: each part caps its mines
+            heavy_ore = basket[:, 2] >= h_share[c]
+            for part, cap in ((heavy_ore, hq[c]), (~heavy_ore, max(pq[c] - hq[c], 0.0))):
+                m = miner & (f.country[pr] == c) & part
+                tot = mine[m].sum()
+                if tot > cap / 12.0:
+                    mine[m] *= cap / 12.0 / tot
         for c in np.isfinite(pq).nonzero()[0]:
             m = miner & (f.country[pr] == c)
             tot = mine[m].sum()
@@ -1045,20 +1059,28 @@ class RareEarthModel(mesa.Model):
         """
         f = self.firms
         pq = self.policy.production_quota_t_per_year(self.month)
+        hq, h_share = self.policy.heavy_ore_quota(self.month)
         pr = self.producers
         kind = f.kind[pr]
         imports = np.nan_to_num(self._conc_imports)
+        # where the quota has a heavy-rich ore part, heavy-rich mines expand to that part and
+        # the others to the rest; otherwise every mine plans for the whole quota
+        heavy_ore = f.basket[pr][:, 2] >= h_share[f.country[pr]]
+        split = np.isfinite(hq)
+        everyone, all_c = np.ones(self.P, dtype=bool), np.ones(C, dtype=bool)
         plans = (
-            (FirmKind.MINER, self._state_headroom, np.zeros(C)),
-            (FirmKind.SEPARATOR, self._sep_headroom, imports),
+            (FirmKind.MINER, self._state_headroom, np.zeros(C), everyone, ~split, pq),
+            (FirmKind.MINER, self._state_headroom, np.zeros(C), heavy_ore, split, hq),
+            (FirmKind.MINER, self._state_headroom, -hq, ~heavy_ore, split, pq),
+            (FirmKind.SEPARATOR, self._sep_headroom, imports, everyone, all_c, pq),
         )
-        for k, headroom, extra in plans:
-            of_kind = kind == k
-            for c in np.flatnonzero((headroom >= 0) & np.isfinite(pq)):
+        for k, headroom, extra, rows_ok, country_ok, quota in plans:
+            of_kind = (kind == k) & rows_ok
+            for c in np.flatnonzero((headroom >= 0) & np.isfinite(pq) & country_ok):
                 in_c = of_kind & (f.country[pr] == c)
                 online = (f.capacity[pr] * f.active[pr])[in_c].sum()
                 have = float(online + f.proj_size[pr][in_c].sum())
-                need = pq[c] + extra[c]
+                need = quota[c] + extra[c]
                 gap = need * (1.0 + headroom[c]) - have
                 if gap <= 0.01 * need:
                     continue
