@@ -293,7 +293,12 @@ class RareEarthModel(mesa.Model):
         mf = self.makers
         used = np.flatnonzero(self.firms.use_tpy[mf].any(axis=0))
         self._mj = slice(int(used[0]) if used.size else 0, I)
-        self._mj_good = self._good_of_item[self._mj]
+        # the intensity index that scales each item's use: a high-temperature magnet follows
+        # Dy/Tb, or NdPr where Dy/Tb thrifting acts on the magnet's recipe instead
+        intensity_good = self._good_of_item.copy()
+        if fb.heavy_thrift_in_magnets:
+            intensity_good[MAG_HT] = GOODS.index("ndpr")
+        self._mj_good = intensity_good[self._mj]
         # each country's manufacturers are one contiguous block (as built): grouped sums over
         # them are np.add.reduceat over the block starts (bincount when they are not)
         self._mf_reduce = self._maker_block_starts()
@@ -321,6 +326,13 @@ class RareEarthModel(mesa.Model):
         self.risk_c = np.zeros((C, C))
         self._risk_version = 0  # bumped whenever risk_c changes (risk_by_country caches on it)
         self.intensity_c = np.ones((C, G))
+        # substitution per element group (G,): a group's own rate and floor, or the common
+        # substitution_rate_per_month and substitution_floor where the group has none (-1)
+        fb = self.fb
+        rate_g = np.array([fb.substitution_rate_by_group[g] for g in GOODS])
+        floor_g = np.array([fb.substitution_floor_by_group[g] for g in GOODS])
+        self._substitution_rate = np.where(rate_g < 0, fb.substitution_rate_per_month, rate_g)
+        self._substitution_floor = np.where(floor_g < 0, fb.substitution_floor, floor_g)
         self._reo_total = self.reo_per_item.sum(axis=1)
         self._ones_n = np.ones(self.firms.n)
         self._init_stocks()
@@ -493,10 +505,11 @@ class RareEarthModel(mesa.Model):
         mk = self.mk
         ht = self.firms.ht_share if rows is None else self.firms.ht_share[rows]
         nd, hv = mk.magnet_ndpr_t_per_t, mk.magnet_heavy_t_per_t
-        return (
-            (1 - ht) * nd["ndpr_magnet"] + ht * nd["heavy_magnet"],
-            (1 - ht) * hv["ndpr_magnet"] + ht * hv["heavy_magnet"],
-        )
+        heavy = (1 - ht) * hv["ndpr_magnet"] + ht * hv["heavy_magnet"]
+        if self.fb.heavy_thrift_in_magnets:  # the maker's country's Dy/Tb intensity
+            country = self.firms.country if rows is None else self.firms.country[rows]
+            heavy = heavy * self.intensity_c[country, GOODS.index("heavy")]
+        return (1 - ht) * nd["ndpr_magnet"] + ht * nd["heavy_magnet"], heavy
 
     def _capex_per_tpy(self) -> np.ndarray:
         cap = self.fb.capex_usd_per_t_per_year
@@ -885,6 +898,14 @@ class RareEarthModel(mesa.Model):
         sells = np.where(basket > 0, want / np.maximum(basket, 1e-12), 0.0).max(axis=1)
         mine = np.where(miner, np.maximum(np.minimum(monthly * rate, sells), monthly * floor), 0.0)
         pq = self.policy.production_quota_t_per_year(self.month)
+        hq, h_share = self.policy.heavy_ore_quota(self.month)
+        for c in np.isfinite(hq).nonzero()[0]:  # a quota split by ore: each part caps its mines
+            heavy_ore = basket[:, 2] >= h_share[c]
+            for part, cap in ((heavy_ore, hq[c]), (~heavy_ore, max(pq[c] - hq[c], 0.0))):
+                m = miner & (f.country[pr] == c) & part
+                tot = mine[m].sum()
+                if tot > cap / 12.0:
+                    mine[m] *= cap / 12.0 / tot
         for c in np.isfinite(pq).nonzero()[0]:
             m = miner & (f.country[pr] == c)
             tot = mine[m].sum()
@@ -1038,20 +1059,28 @@ class RareEarthModel(mesa.Model):
         """
         f = self.firms
         pq = self.policy.production_quota_t_per_year(self.month)
+        hq, h_share = self.policy.heavy_ore_quota(self.month)
         pr = self.producers
         kind = f.kind[pr]
         imports = np.nan_to_num(self._conc_imports)
+        # where the quota has a heavy-rich ore part, heavy-rich mines expand to that part and
+        # the others to the rest; otherwise every mine plans for the whole quota
+        heavy_ore = f.basket[pr][:, 2] >= h_share[f.country[pr]]
+        split = np.isfinite(hq)
+        everyone, all_c = np.ones(self.P, dtype=bool), np.ones(C, dtype=bool)
         plans = (
-            (FirmKind.MINER, self._state_headroom, np.zeros(C)),
-            (FirmKind.SEPARATOR, self._sep_headroom, imports),
+            (FirmKind.MINER, self._state_headroom, np.zeros(C), everyone, ~split, pq),
+            (FirmKind.MINER, self._state_headroom, np.zeros(C), heavy_ore, split, hq),
+            (FirmKind.MINER, self._state_headroom, -hq, ~heavy_ore, split, pq),
+            (FirmKind.SEPARATOR, self._sep_headroom, imports, everyone, all_c, pq),
         )
-        for k, headroom, extra in plans:
-            of_kind = kind == k
-            for c in np.flatnonzero((headroom >= 0) & np.isfinite(pq)):
+        for k, headroom, extra, rows_ok, country_ok, quota in plans:
+            of_kind = (kind == k) & rows_ok
+            for c in np.flatnonzero((headroom >= 0) & np.isfinite(pq) & country_ok):
                 in_c = of_kind & (f.country[pr] == c)
                 online = (f.capacity[pr] * f.active[pr])[in_c].sum()
                 have = float(online + f.proj_size[pr][in_c].sum())
-                need = pq[c] + extra[c]
+                need = quota[c] + extra[c]
                 gap = need * (1.0 + headroom[c]) - have
                 if gap <= 0.01 * need:
                     continue
@@ -1828,8 +1857,8 @@ class RareEarthModel(mesa.Model):
         risk_cn = np.where(n_m > 0, self.risk_c[:, CHINA], 0.0)  # manufacturers' risk of China
         risk_cn[CHINA] = 0.0
         pressure = np.minimum(np.maximum(pressure + 0.5 * risk_cn[:, None], 0.0), 1.0)
-        cut = 1.0 - fb.substitution_rate_per_month * pressure
-        self.intensity_c = np.maximum(self.intensity_c * cut, fb.substitution_floor)
+        cut = 1.0 - self._substitution_rate * pressure
+        self.intensity_c = np.maximum(self.intensity_c * cut, self._substitution_floor)
         self.rd_pressure *= 0.9
         # recycling capacity grows while recycling pays
         rec = self._pr_rec & active

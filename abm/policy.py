@@ -174,6 +174,30 @@ class PolicyState:
             out[c] = min(out[c], t)
         return out
 
+    def heavy_ore_quota(self, month: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The heavy-rich ore part of each country's mining quota and the ore that counts.
+
+        Returns (C,) t/yr (inf where none) and (C,) the Dy/Tb share of a mine's ore from which
+        it counts as heavy-rich ore. A ``production_quota`` with ``heavy_ore_t_per_year`` caps
+        what the country's miners whose ore holds at least ``heavy_ore_min_share`` (default
+        0.01) of Dy/Tb mine; the other miners mine at most the rest of the total (China splits
+        its mining quota into rock-type ore, mainly light, and ionic-clay ore, mainly medium
+        and heavy rare earths). The part grows with the quota's ``growth_per_year``.
+        """
+        out = np.full(C, np.inf)
+        share = np.full(C, 0.01)
+        for m in self.of_type("production_quota"):
+            t = m.params.get("heavy_ore_t_per_year")
+            if t is None:
+                continue
+            c = COUNTRIES.index(m.params["country"])
+            growth = m.params.get("growth_per_year", 0.0)
+            if growth and month is not None:
+                t *= (1.0 + growth) ** (max(month - m.start, 0) / 12.0)
+            out[c] = min(out[c], t)
+            share[c] = m.params.get("heavy_ore_min_share", 0.01)
+        return out, share
+
     def restriction_matrix(self, month: int) -> np.ndarray:
         """(C, C) share of exporter x's normal exports to y that is blocked (max over items)."""
         r = np.zeros((C, C))

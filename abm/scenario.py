@@ -135,8 +135,26 @@ class FirmParams:
     )
     heterogeneity: float = _f(0.2, 0.0, 2.0, "lognormal sigma of firm costs")
     substitution_rate_per_month: float = _f(0.01, 0.0, 0.2, "max intensity cut per month")
+    substitution_rate_by_group: dict = _f(
+        _goods(-1.0, -1.0, -1.0),
+        -1.0,
+        0.2,
+        "max intensity cut per month per element group; -1 = substitution_rate_per_month",
+        keys=GOODS,
+    )
     substitution_price_trigger: float = _f(1.8, 1.0, 100.0, "price multiple that starts R&D")
     substitution_floor: float = _f(0.55, 0.0, 1.0, "lowest reachable intensity index")
+    substitution_floor_by_group: dict = _f(
+        _goods(-1.0, -1.0, -1.0),
+        -1.0,
+        1.0,
+        "lowest reachable intensity index per element group; -1 = substitution_floor",
+        keys=GOODS,
+    )
+    heavy_thrift_in_magnets: bool = _f(
+        False,
+        unit="Dy/Tb thrifting cuts the Dy/Tb per high-temperature magnet, not the magnets bought",
+    )
     rd_programme_share: float = _f(
         0.03, 1e-6, 1.0, "share of a year's RE-using output that buys a substitution_rd's full cut"
     )
@@ -316,6 +334,8 @@ EVENT_TYPES: dict[str, dict[str, tuple]] = {
         "country": ("country", None, None, True),
         "t_per_year": ("float", 0.0, 1e7, True),
         "growth_per_year": ("float", -0.5, 1.0, False),
+        "heavy_ore_t_per_year": ("float", 0.0, 1e7, False),
+        "heavy_ore_min_share": ("float", 0.0, 1.0, False),
     },
     "tech_export_ban": {
         "exporter": ("country", None, None, True),

@@ -1,7 +1,8 @@
-"""Mechanisms added for the history-2010 calibration (docs/ODD.md 7.2 and 7.12).
+"""Mechanisms added for the history-2010 calibration (docs/ODD.md 7.2, 7.12 and 7.13).
 
 State-directed capacity (state-backed mines expand to their state's production quota), entrant
-learning (entrants' unit costs fall with cumulative output) and per-group demand growth.
+learning (entrants' unit costs fall with cumulative output), per-group demand growth, and
+substitution rates and floors per element group.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from abm.constants import CHINA, GOODS, OXIDE, FirmKind
+from abm.constants import CHINA, GOODS, MAG_HT, OXIDE, FirmKind
 from abm.model import RareEarthModel
 from abm.scenario import load_scenario
 
@@ -133,3 +134,113 @@ def test_demand_growth_offsets_act_per_group(scenario_file):
     assert by_item[japan, OXIDE[1]] == pytest.approx(1.10**2)
     # a country without offsets keeps its single rate
     assert by_group[CHINA, 0] == pytest.approx(by_group[CHINA, 1])
+
+
+# ------------------------------------------------------------------ substitution by group
+
+
+def _intensity_after(overrides: list[str], months: int = 48) -> np.ndarray:
+    """(C, G) rare-earth intensity of each country's manufacturers after ``months`` of history."""
+    scn = load_scenario("history-2010", overrides, months=months, firms=150)
+    model = RareEarthModel(scn, seed=SEED)
+    model.run()
+    return model.intensity_c
+
+
+def test_a_group_floor_holds_that_group_only():
+    """Heavy floor 0.9, common floor 0.75: Dy/Tb use stops at 0.9, light and NdPr fall below it."""
+    heavy = GOODS.index("heavy")
+    ic = _intensity_after(["firm_behaviour.substitution_floor_by_group.heavy=0.9"])
+    assert ic[:, heavy].min() == pytest.approx(0.9)  # reached by someone, passed by nobody
+    others = np.delete(ic, heavy, axis=1)
+    assert others.min() < 0.85  # the common floor (0.75) still applies to light and NdPr
+
+
+def test_a_group_rate_of_zero_stops_that_groups_thrifting_only():
+    heavy = GOODS.index("heavy")
+    ic = _intensity_after(["firm_behaviour.substitution_rate_by_group.heavy=0"])
+    assert np.all(ic[:, heavy] == 1.0)
+    assert np.delete(ic, heavy, axis=1).max() < 0.95
+
+
+def test_group_values_of_minus_one_are_the_common_values():
+    scn = load_scenario("history-2010")
+    explicit = [
+        f"firm_behaviour.substitution_floor_by_group.{g}={scn.firm_behaviour.substitution_floor}"
+        for g in GOODS
+    ] + [
+        "firm_behaviour.substitution_rate_by_group."
+        f"{g}={scn.firm_behaviour.substitution_rate_per_month}"
+        for g in GOODS
+    ]
+    assert np.array_equal(_intensity_after([], 30), _intensity_after(explicit, 30))
+
+
+# ------------------------------------------------------------------ quota split by ore
+
+SPLIT = """
+[[named_firms]]
+name = "Ionic"
+country = "China"
+kind = "miner"
+capacity_t_per_year = 30000
+cost_usd_per_kg = 1.0
+ore_basket = { light = 0.7, ndpr = 0.25, heavy = 0.05 }
+
+[[events]]
+type = "production_quota"
+date = "2025-01"
+country = "China"
+t_per_year = 200000
+heavy_ore_t_per_year = 6000
+"""
+
+
+def test_a_quota_split_by_ore_caps_each_part(scenario_file):
+    """Heavy-rich mines (Dy/Tb >= 1% of their ore) mine at most the heavy-ore part, the others
+    at most the rest of the total."""
+    model = RareEarthModel(load_scenario(scenario_file(SPLIT), months=3, firms=120), seed=SEED)
+    assert not np.isfinite(model.policy.heavy_ore_quota(0)[0]).any()  # not yet in force
+    model.step()
+    hq, share = model.policy.heavy_ore_quota(model.month)
+    total = model.policy.production_quota_t_per_year(model.month)[CHINA]
+    assert hq[CHINA] == 6000 and share[CHINA] == 0.01
+    f, pr = model.firms, model.producers
+    china_miners = (f.kind[pr] == FirmKind.MINER) & (f.country[pr] == CHINA)
+    heavy_rich = china_miners & (f.basket[pr][:, GOODS.index("heavy")] >= 0.01)
+    mined = model._units
+    assert heavy_rich.any() and (china_miners & ~heavy_rich).any()
+    assert mined[heavy_rich].sum() == pytest.approx(6000 / 12, rel=1e-9)  # the cap binds
+    assert mined[china_miners & ~heavy_rich].sum() <= (total - 6000) / 12 * (1 + 1e-9)
+
+
+def test_without_a_heavy_ore_part_nothing_is_split():
+    model = RareEarthModel(load_scenario("baseline-2025", months=1, firms=120), seed=SEED)
+    hq, _share = model.policy.heavy_ore_quota(0)
+    assert not np.isfinite(hq).any()
+
+
+# ------------------------------------------------------------------ Dy/Tb in magnets
+
+
+def test_heavy_thrift_in_magnets_cuts_the_recipe_not_the_magnets():
+    """With the switch, a magnet maker's Dy/Tb per t of magnet is the recipe times its
+    country's Dy/Tb intensity, and high-temperature magnets are thrifted like NdPr."""
+    on = ["firm_behaviour.heavy_thrift_in_magnets=true"]
+    scn = load_scenario("history-2010", on, months=40, firms=150)
+    model = RareEarthModel(scn, seed=SEED)
+    no = ["firm_behaviour.heavy_thrift_in_magnets=false"]
+    off = RareEarthModel(load_scenario("history-2010", no, months=40, firms=150), seed=SEED)
+    model.run()
+    heavy, ndpr = GOODS.index("heavy"), GOODS.index("ndpr")
+    cn_heavy = model.intensity_c[CHINA, heavy]
+    assert cn_heavy < 0.97  # China's makers have thrifted Dy/Tb by 2012
+    f = model.firms
+    makers = np.flatnonzero(f.kind == FirmKind.MAGNET_MAKER)
+    _nd, hv_on = model._magnet_recipe(makers)
+    _nd, hv_off = off._magnet_recipe(makers)  # the unthrifted recipe (intensity 1 at start)
+    expected = hv_off * model.intensity_c[f.country[makers], heavy]
+    assert np.allclose(hv_on, expected, rtol=1e-12) and hv_on.max() < hv_off.max()
+    mj_items = np.arange(len(model._good_of_item))[model._mj]
+    assert model._mj_good[mj_items == MAG_HT][0] == ndpr
+    assert off._mj_good[mj_items == MAG_HT][0] == heavy
