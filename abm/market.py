@@ -22,12 +22,31 @@ collects the export tax out of that payment, freight takes a share, the seller g
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 KG_PER_T = 1000.0
 _EPS = 1e-9
+
+
+@functools.cache
+def _off_diagonal(n: int) -> np.ndarray:
+    """(n, n) True off the diagonal (read-only; built once per size: ``np.eye`` costs us)."""
+    off = ~np.eye(n, dtype=bool)
+    off.flags.writeable = False
+    return off
+
+
+def _diagonal(a: np.ndarray) -> np.ndarray:
+    """Writable view of the diagonals ``a[:, x, x]`` of a C-contiguous (K, n, n) array.
+
+    ``a[:, idx, idx] += v`` through fancy indexing costs about 4 us on 8 x 8 x 8; the strided
+    view (every n + 1-th element of each flattened item) updates the same cells in place.
+    """
+    k, n, _ = a.shape
+    return a.reshape(k, n * n)[:, :: n + 1]
 
 
 @dataclass(frozen=True)
@@ -230,16 +249,16 @@ def clear_items(
         dom = np.minimum(s_rem, first_claim)
     else:
         dom = np.minimum(s_rem, d_rem)
-    idx = np.arange(n)
-    flows[:, idx, idx] += dom
-    buyer_paid[:, idx, idx] += dom * KG_PER_T * price
+    flows_diag, paid_diag = _diagonal(flows), _diagonal(buyer_paid)  # views: writes go through
+    flows_diag += dom
+    paid_diag += dom * KG_PER_T * price
     s_rem -= dom
     d_rem -= dom
 
     # 3. exports: importers ask exporters in proportion to their stock times preference
     pref = np.ones((K, n, n)) if preference is None else preference
     exportable = np.minimum(s_rem, np.maximum(quota, 0.0))
-    off_diag = ~np.eye(n, dtype=bool)
+    off_diag = _off_diagonal(n)
     restricted = (access < 1.0) & off_diag
     # the flow each importer would get from each exporter with no restriction
     w = np.where(off_diag, s_rem[:, :, None], 0.0)
@@ -252,26 +271,33 @@ def clear_items(
     trade = np.zeros((K, n, n))
 
     def export_rounds(m_rem: np.ndarray) -> None:
+        # the arrays are this call's own: updated in place (the same operations, fewer
+        # temporaries; at 8 x 8 x 8 the calls' overhead, not the arithmetic, is the cost)
         nonlocal e_rem, s_left, cap, trade
         for _ in range(rounds):
-            can = (cap > _EPS) & (e_rem[:, :, None] > _EPS)
-            avail = np.where(can, s_left[:, :, None] * pref, 0.0)
+            can = cap > _EPS
+            can &= e_rem[:, :, None] > _EPS
+            avail = s_left[:, :, None] * pref
+            avail = np.where(can, avail, 0.0)
             tot = avail.sum(axis=1, keepdims=True)
-            req = np.where(
-                tot > _EPS, m_rem[:, None, :] * avail / np.where(tot > _EPS, tot, 1.0), 0.0
-            )
-            req = np.minimum(req, cap)
-            out = req.sum(axis=2)
-            scale = np.where(out > e_rem, e_rem / np.where(out > _EPS, out, 1.0), 1.0)
-            f = req * scale[:, :, None]
+            pos = tot > _EPS
+            req = m_rem[:, None, :] * avail
+            req /= np.where(pos, tot, 1.0)
+            req = np.where(pos, req, 0.0)
+            f = np.minimum(req, cap, out=req)
+            out = f.sum(axis=2)
+            f *= np.where(out > e_rem, e_rem / np.where(out > _EPS, out, 1.0), 1.0)[:, :, None]
             if f.sum() <= _EPS:
                 break
             trade += f
             f_out = f.sum(axis=2)
-            e_rem = np.maximum(e_rem - f_out, 0.0)
-            s_left = np.maximum(s_left - f_out, 0.0)
-            m_rem = np.maximum(m_rem - f.sum(axis=1), 0.0)
-            cap = cap - f
+            e_rem -= f_out
+            np.maximum(e_rem, 0.0, out=e_rem)
+            s_left -= f_out
+            np.maximum(s_left, 0.0, out=s_left)
+            m_rem = m_rem - f.sum(axis=1)
+            np.maximum(m_rem, 0.0, out=m_rem)
+            cap -= f
 
     if home_bias < 1.0:
         # importers first ask only for what takes them to their first claim (the world's
@@ -289,8 +315,8 @@ def clear_items(
     if home_bias < 1.0:
         # 4. what is left is sold at home
         dom = np.minimum(np.maximum(s_rem, 0.0), np.maximum(d_rem, 0.0))
-        flows[:, idx, idx] += dom
-        buyer_paid[:, idx, idx] += dom * KG_PER_T * price
+        flows_diag += dom
+        paid_diag += dom * KG_PER_T * price
         s_rem -= dom
         d_rem -= dom
 
@@ -417,7 +443,7 @@ def arbitrage_items(
         (K, C) new log prices.
     """
     n = logp.shape[1]
-    off = ~np.eye(n, dtype=bool)
+    off = _off_diagonal(n)
     spare = spare_exports > 1e-6 * (supply + 1.0)
     carried = flows > 1e-9
     link = off & (access >= 1.0) & (spare[:, :, None] | carried) & ~quota_binding[:, :, None]

@@ -490,6 +490,16 @@ class RareEarthModel(mesa.Model):
 
     def _magnet_recipe(self, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
         """T of NdPr and Dy/Tb oxide per t of magnet, per firm (by its grade mix)."""
+        if rows == self.__dict__.get("producers"):  # grade mixes are fixed: built once
+            cached = self.__dict__.get("_recipe_pr")
+            if cached is None:
+                cached = self._recipe_pr = self._magnet_recipe_of(rows)
+                for a in cached:
+                    a.flags.writeable = False
+            return cached
+        return self._magnet_recipe_of(rows)
+
+    def _magnet_recipe_of(self, rows: slice | None) -> tuple[np.ndarray, np.ndarray]:
         mk = self.mk
         ht = self.firms.ht_share if rows is None else self.firms.ht_share[rows]
         nd, hv = mk.magnet_ndpr_t_per_t, mk.magnet_heavy_t_per_t
@@ -516,7 +526,11 @@ class RareEarthModel(mesa.Model):
     @property
     def date(self) -> str:
         """The current month as 'YYYY-MM'."""
-        return self.date_of(self.month)
+        cached = self.__dict__.get("_date")  # (month, text): asked several times a month
+        if cached is None or cached[0] != self.month:
+            cached = (self.month, self.date_of(self.month))
+            self._date = cached
+        return cached[1]
 
     # ------------------------------------------------------------------ the phase script
 
@@ -539,14 +553,19 @@ class RareEarthModel(mesa.Model):
 
     def _apply_scheduled_events(self) -> None:
         # what each state has spent before this month (the payoff counts this month's spending)
-        self._spent_before = np.array([st.spent_usd for st in self.states])
+        self._spent_before = [st.spent_usd for st in self.states]
         for m in self.policy.expire(self.month):
             self.policy.log.append((self.month, m.origin, f"{m.type} {m.id} ended"))
             self._on_measure_end(m)
-        for ev in self.scenario.events:
-            if ev.coercive and not self.scenario.allow_coercion:
-                continue
-            idx = month_index(ev.date, self.start)
+        schedule = self.__dict__.get("_event_schedule")
+        if schedule is None:  # the scenario's events and their months are fixed for the run
+            schedule = [
+                (ev, month_index(ev.date, self.start))
+                for ev in self.scenario.events
+                if not (ev.coercive and not self.scenario.allow_coercion)
+            ]
+            self._event_schedule = schedule
+        for ev, idx in schedule:
             if idx == self.month or (self.month == 0 and idx < 0):
                 end = month_index(ev.end, self.start) if ev.end else None
                 if end is not None and end < self.month:
@@ -777,31 +796,35 @@ class RareEarthModel(mesa.Model):
 
     # ------------------------------------------------------------------ policy read-outs
 
+    # Each read-out depends only on the measures in force: it is built once per change of
+    # them (``PolicyState.memo``; read-only arrays) instead of at every call, several a month.
+
     def permit_months(self) -> np.ndarray:
         """(C,) months to permit a project in each country."""
-        base = self.__dict__.get("_base_permit_months")
-        if base is None:  # the scenario's values are fixed for the run
-            base = np.array([cp.permit_months for cp in self.scenario.countries], dtype=float)
-            self._base_permit_months = base
-        out = base.copy()
+        return self.policy.memo("permit_months", self._permit_months)
+
+    def _permit_months(self) -> np.ndarray:
+        out = np.array([cp.permit_months for cp in self.scenario.countries], dtype=float)
         for m in self.policy.of_type("permitting"):
             out[COUNTRIES.index(m.params["country"])] = m.params["permit_months"]
         return out
 
     def stockpile_target_days(self) -> np.ndarray:
         """(C,) stockpile targets in days of use."""
-        base = self.__dict__.get("_base_stockpile_days")
-        if base is None:  # the scenario's values are fixed for the run
-            base = np.array([cp.stockpile_target_days for cp in self.scenario.countries])
-            self._base_stockpile_days = base
-        out = base.copy()
+        return self.policy.memo("stockpile_target_days", self._stockpile_target_days)
+
+    def _stockpile_target_days(self) -> np.ndarray:
+        out = np.array([cp.stockpile_target_days for cp in self.scenario.countries])
         for m in self.policy.of_type("stockpile"):
             c = COUNTRIES.index(m.params["country"])
             out[c] = max(out[c], m.params["target_days"])
         return out
 
-    def stockpile_partners(self) -> list[list[int]]:
+    def stockpile_partners(self) -> tuple[tuple[int, ...], ...]:
         """For each state, the countries its stockpile may release into (itself first)."""
+        return self.policy.memo("stockpile_partners", self._stockpile_partners)
+
+    def _stockpile_partners(self) -> tuple[tuple[int, ...], ...]:
         out = [[c] for c in range(C)]
         for m in self.policy.of_type("stockpile"):
             c = COUNTRIES.index(m.params["country"])
@@ -809,10 +832,13 @@ class RareEarthModel(mesa.Model):
                 pi = COUNTRIES.index(p)
                 if pi not in out[c]:
                     out[c].append(pi)
-        return out
+        return tuple(tuple(x) for x in out)
 
     def recycling_subsidy(self) -> np.ndarray:
         """(C,) US$/kg paid to recyclers."""
+        return self.policy.memo("recycling_subsidy", self._recycling_subsidy)
+
+    def _recycling_subsidy(self) -> np.ndarray:
         out = np.zeros(C)
         for m in self.policy.of_type("recycling_subsidy"):
             c = COUNTRIES.index(m.params["country"])
@@ -821,6 +847,9 @@ class RareEarthModel(mesa.Model):
 
     def tech_ban(self) -> tuple[np.ndarray, np.ndarray]:
         """(C,) extra months and cost multiple for processing projects, per host country."""
+        return self.policy.memo("tech_ban", self._tech_ban)
+
+    def _tech_ban(self) -> tuple[np.ndarray, np.ndarray]:
         extra = np.zeros(C)
         mult = np.ones(C)
         for m in self.policy.of_type("tech_export_ban"):
@@ -904,7 +933,8 @@ class RareEarthModel(mesa.Model):
         nd, hv = self._magnet_recipe(pr)
         can_nd = stock[:, 4] / np.maximum(nd, 1e-12)
         can_hv = np.where(hv > 0, stock[:, 5] / np.maximum(hv, 1e-12), np.inf)
-        make = np.where(mag, np.minimum.reduce([self._magnet_plan(monthly), can_nd, can_hv]), 0.0)
+        make = np.minimum(np.minimum(self._magnet_plan(monthly), can_nd), can_hv)
+        make = np.where(mag, make, 0.0)
         used[:, 4] += make * nd
         used[:, 5] += make * hv
         ht = f.ht_share[pr]
@@ -968,8 +998,10 @@ class RareEarthModel(mesa.Model):
         fb = self.fb
         life = fb.product_life_years
         past = (1.0 + self.growth) ** (self.month / 12.0 - life)
-        reo = self.use_c @ self.reo_per_item  # (C, G) t REO per year
-        return fb.recycling_collection_rate * reo.sum(axis=1) * past / 12.0
+        reo = self.__dict__.get("_reo_use_c")
+        if reo is None:  # (C,) t REO per year at the start: fixed
+            reo = self._reo_use_c = (self.use_c @ self.reo_per_item).sum(axis=1)
+        return fb.recycling_collection_rate * reo * past / 12.0
 
     def _start_and_advance_projects(self) -> None:
         f, fb, pr = self.firms, self.fb, self.producers
@@ -1888,9 +1920,9 @@ class RareEarthModel(mesa.Model):
         out = self.industry_output(c) / 4.0
         if out <= 0 or not self.lost_hist:
             return 0.0
-        months = zip(self.lost_hist[-3:], self.restr_hist[-3:], strict=True)
         if coercer is None:
-            return float(sum(h[c] for h, _ in months) / out)
+            return float(sum(h[c] for h in self.lost_hist[-3:]) / out)
+        months = zip(self.lost_hist[-3:], self.restr_hist[-3:], strict=True)
         return float(sum(h[c] for h, r in months if r[coercer, c] > 0) / out)
 
     def resolve(self, c: int) -> float:
@@ -1923,7 +1955,7 @@ class RareEarthModel(mesa.Model):
         for d in self.policy.disputes.values():
             if d.conceded_month == self.month:
                 political += 1.0 if d.coercer == c else (-1.0 if d.target == c else 0.0)
-        spent_before = getattr(self, "_spent_before", np.zeros(C))[c]
+        spent_before = self._spent_before[c] if hasattr(self, "_spent_before") else 0.0
         budget = -(self.states[c].spent_usd - spent_before) / out
         return (
             w["revenue"] * revenue

@@ -67,6 +67,32 @@ class PolicyState:
         self.measures: dict[str, Measure] = {}
         self.disputes: dict[str, Dispute] = {}
         self.log: list[tuple[int, str, str]] = []  # (month, origin, text)
+        # bumped whenever the measures in force change (add, remove, expire): read-outs that
+        # depend only on them are built once per version (see memo) instead of every month
+        self.version = 0
+        self._memo: dict = {}
+        self._memo_version = 0
+
+    def memo(self, key, build):
+        """``build()``, kept until the measures in force change (read-only arrays inside).
+
+        The model asks for the same read-outs of the measures (stockpile targets, permits,
+        subsidies...) several times a month and they change only when a measure starts or
+        ends. ``key`` names the read-out (add the month if it depends on it). Arrays in the
+        value are made read-only so that a caller cannot change the shared copy.
+        """
+        if self._memo_version != self.version:
+            self._memo.clear()
+            self._memo_version = self.version
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = build()
+            for a in value if isinstance(value, tuple) else (value,):
+                if isinstance(a, np.ndarray):
+                    a.flags.writeable = False
+            self._memo[key] = value
+            return value
 
     def add(self, m: Measure) -> None:
         """Put a measure in force (replacing one with the same id)."""
@@ -79,14 +105,18 @@ class PolicyState:
         elif m.type in ("embargo", "licensing"):
             m.mask = item_mask(m.params.get("goods"), m.params.get("stages"))
         self.measures[m.id] = m
+        self.version += 1
 
     def remove(self, mid: str) -> Measure | None:
         """Take a measure out of force."""
+        self.version += 1
         return self.measures.pop(mid, None)
 
-    def of_type(self, *types: str) -> list[Measure]:
+    def of_type(self, *types: str) -> tuple[Measure, ...]:
         """Measures in force of the given types, in insertion order."""
-        return [m for m in self.measures.values() if m.type in types]
+        return self.memo(
+            ("of_type", types), lambda: tuple(m for m in self.measures.values() if m.type in types)
+        )
 
     def expire(self, month: int) -> list[Measure]:
         """Remove measures whose end has passed (and close dated disputes); return them."""
@@ -97,6 +127,8 @@ class PolicyState:
         gone = [m for m in self.measures.values() if m.end is not None and m.end < month]
         for m in gone:
             del self.measures[m.id]
+        if gone:
+            self.version += 1
         return gone
 
     def rules(self, month: int, import_demand: np.ndarray) -> list[Rules]:
@@ -163,7 +195,11 @@ class PolicyState:
 
         A quota with ``growth_per_year`` grows from its start month: ``t_per_year`` times
         ``(1 + growth) ** (months since start / 12)`` (``month`` is the current month index).
+        Read-only; kept per month until the measures change (the model asks twice a month).
         """
+        return self.memo(("production_quota", month), lambda: self._production_quota(month))
+
+    def _production_quota(self, month: int | None) -> np.ndarray:
         out = np.full(C, np.inf)
         for m in self.of_type("production_quota"):
             c = COUNTRIES.index(m.params["country"])
