@@ -283,6 +283,13 @@ class RareEarthModel(mesa.Model):
         self._pr_rec = k_pr == FirmKind.RECYCLER
         self._pr_processing = self._pr_sep | self._pr_mag
         self._pr_run_floor = self._must_run[self.firms.country[: self.P]] * self._pr_miner
+        self._kind_n = kinds.astype(int)  # kind codes as plain ints (fixed)
+        self._kind_pr = self._kind_n[: self.P]
+        self._kind_pool = np.clip(self._kind_pr, 0, len(KIND_CODES) - 1)  # finance pool column
+        self._processing_n = (kinds == FirmKind.SEPARATOR) | (kinds == FirmKind.MAGNET_MAKER)
+        self._miner_n = kinds == FirmKind.MINER
+        self._build_by_kind = np.array([fb.build_months[k] for k in KIND_CODES])
+        self._state_rows: dict[tuple, np.ndarray] = {}  # (kind, country) masks, built on use
         self._is_producer = kinds != FirmKind.MANUFACTURER
         self._is_recycler = kinds == FirmKind.RECYCLER
         self._can_shut = (kinds == FirmKind.MINER) | self._is_recycler
@@ -433,6 +440,15 @@ class RareEarthModel(mesa.Model):
                 + self._conversion
             )
             self._magnet_markup[j] = p[MAG_STD + j] / cost
+        # the anchors' fixed coefficients, as columns: payable share x separation yield per
+        # concentrate; NdPr and Dy/Tb oxide per t of each magnet grade
+        grades = ("ndpr_magnet", "heavy_magnet")
+        self._anchor_coef = (
+            (self._payable * mk.separation_yield)[:, None],
+            np.array([mk.magnet_ndpr_t_per_t[g] for g in grades])[:, None],
+            np.array([mk.magnet_heavy_t_per_t[g] for g in grades])[:, None],
+        )
+        self._price_floor = mk.price_floor_share * self.p0[:, None]  # (I, 1) US$/kg, fixed
 
     def _reo_content(self) -> np.ndarray:
         mk = self.mk
@@ -1022,7 +1038,7 @@ class RareEarthModel(mesa.Model):
         subsidy = self._pool_share()
         # demand discipline: incumbents expand only if they and their stage (world-wide) run
         # near capacity; newcomers enter on the expected margin alone
-        kinds = f.kind[pr].astype(int)
+        kinds = self._kind_pr
         on = f.capacity[pr] * f.active[pr]
         cap_k = np.bincount(kinds, weights=on, minlength=5)
         used_k = np.bincount(kinds, weights=on * f.utilisation[pr], minlength=5)
@@ -1071,17 +1087,22 @@ class RareEarthModel(mesa.Model):
         f = self.firms
         pq = self.policy.production_quota_t_per_year(self.month)
         pr = self.producers
-        kind = f.kind[pr]
-        imports = np.nan_to_num(self._conc_imports)
+        # (nan_to_num's wrapper costs 30 us; the 12-month means are finite or NaN at the start)
+        imports = np.where(np.isnan(self._conc_imports), 0.0, self._conc_imports)
         plans = (
             (FirmKind.MINER, self._state_headroom, np.zeros(C)),
             (FirmKind.SEPARATOR, self._sep_headroom, imports),
         )
+        on = None
         for k, headroom, extra in plans:
-            of_kind = kind == k
             for c in np.flatnonzero((headroom >= 0) & np.isfinite(pq)):
-                in_c = of_kind & (f.country[pr] == c)
-                online = (f.capacity[pr] * f.active[pr])[in_c].sum()
+                in_c = self._state_rows.get((k, c))
+                if in_c is None:  # a firm's kind and home country are fixed
+                    in_c = (f.kind[pr] == k) & (f.country[pr] == c)
+                    self._state_rows[(k, c)] = in_c
+                if on is None:
+                    on = f.capacity[pr] * f.active[pr]
+                online = on[in_c].sum()
                 have = float(online + f.proj_size[pr][in_c].sum())
                 need = pq[c] + extra[c]
                 gap = need * (1.0 + headroom[c]) - have
@@ -1133,8 +1154,7 @@ class RareEarthModel(mesa.Model):
         f, pr = self.firms, self.producers
         if not self.finance_pool.any():
             return np.zeros(self.P)
-        k = np.clip(f.kind[pr].astype(int), 0, len(KIND_CODES) - 1)
-        pool = self.finance_pool[f.country[pr], k]
+        pool = self.finance_pool[self._c_pr, self._kind_pool]
         size = np.where(
             f.prospect[pr], f.prospect_size[pr], self.fb.expansion_share * f.capacity[pr]
         )
@@ -1142,18 +1162,18 @@ class RareEarthModel(mesa.Model):
         return np.minimum(pool / capex, 0.8)
 
     def _start_project(self, rows: np.ndarray, size: np.ndarray) -> None:
-        f, fb = self.firms, self.fb
+        f = self.firms
         if rows.size == 0:
             return
-        kinds = np.minimum(f.kind[rows].astype(int), 3)
-        build = np.array([fb.build_months[k] for k in KIND_CODES])[kinds]
+        kinds = np.minimum(self._kind_n[rows], 3)
+        build = self._build_by_kind[kinds]
         build = np.where(f.build_months[rows] > 0, f.build_months[rows], build)
         mine_build = self._mine_build
         host = f.country[rows]
-        is_mine = (f.kind[rows] == FirmKind.MINER) & (mine_build[host] > 0)
+        is_mine = self._miner_n[rows] & (mine_build[host] > 0)
         build = np.where(is_mine & (f.build_months[rows] == 0), mine_build[host], build)
         extra, mult = self.tech_ban()
-        processing = (f.kind[rows] == FirmKind.SEPARATOR) | (f.kind[rows] == FirmKind.MAGNET_MAKER)
+        processing = self._processing_n[rows]
         permit = np.where(f.permitted[rows], 0.0, self.permit_months()[host])
         lead = permit + build + np.where(processing, extra[host], 0.0)
         capex = size * self._capex[rows] * np.where(processing, mult[host], 1.0)
@@ -1194,12 +1214,16 @@ class RareEarthModel(mesa.Model):
         (C, G) per element group, or (C, I) per traded item with ``per_item`` (magnets follow
         their NdPr or Dy/Tb content); (C, 1) when no country has a per-group offset.
         """
-        if not self._growth_offset.any():
-            return ((1.0 + self.growth) ** (month / 12.0))[:, None]
-        rate = self.growth[:, None] + self._growth_offset
-        if per_item:
-            rate = rate[:, self._good_of_item]
-        return (1.0 + rate) ** (month / 12.0)
+        base = self.__dict__.get("_growth_base")
+        if base is None:  # 1 + yearly rate: (C, 1), (C, G) and (C, I), fixed for the run
+            if not self._growth_offset.any():
+                one = (1.0 + self.growth)[:, None]
+                base = (one, one)
+            else:
+                rate = self.growth[:, None] + self._growth_offset
+                base = (1.0 + rate, 1.0 + rate[:, self._good_of_item])
+            self._growth_base = base
+        return base[per_item] ** (month / 12.0)
 
     @staticmethod
     def _intensity_good(i: int) -> int:
@@ -1245,7 +1269,7 @@ class RareEarthModel(mesa.Model):
         ox_plan = self._sales_plan(
             f.exp_sales[pr, 3:6],
             stock[:, 3:6],
-            np.broadcast_to(monthly[:, None], (self.P, 3)),
+            monthly[:, None],  # broadcasts against the (P, 3) plan (np.broadcast_to costs 15 us)
             probe=monthly[:, None] * f.basket[pr],
         )
         inp = ox_plan / self.mk.separation_yield
@@ -1271,7 +1295,10 @@ class RareEarthModel(mesa.Model):
         # small tables as Python floats for the scalar loop below (the same float64 arithmetic)
         fill, price, p0 = self.fill.tolist(), self.price.tolist(), self.p0.tolist()
         target_l, use_l = target_t.tolist(), use_g.tolist()
-        thresholds = [cp.stockpile_release_fill for cp in self.scenario.countries]
+        thresholds = self.__dict__.get("_release_fill")
+        if thresholds is None:  # fixed for the run
+            thresholds = [cp.stockpile_release_fill for cp in self.scenario.countries]
+            self._release_fill = thresholds
         buy_share = self.mk.stockpile_buy_share
         for s in range(C):
             st = self.states[s]
@@ -1342,17 +1369,18 @@ class RareEarthModel(mesa.Model):
         unmet = stacked(clearings, "unmet")
         unsold = stacked(clearings, "unsold")
         z = (unmet - np.maximum(unsold - reserve.T, 0.0)) / (demand.T + supply.T + 1e-9)
-        step = np.clip(
-            mk.price_adjust_speed * z, -0.5 * mk.max_monthly_log_change, mk.max_monthly_log_change
+        # np.clip without its wrapper (about 5 us): the same values
+        step = np.minimum(
+            np.maximum(mk.price_adjust_speed * z, -0.5 * mk.max_monthly_log_change),
+            mk.max_monthly_log_change,
         )
-        floor = mk.price_floor_share * self.p0[:, None]
+        floor = self._price_floor
         flows = stacked(clearings, "flows")
         spare = stacked(clearings, "spare_exports")
         binding = stacked(clearings, "quota_binding")
         _quota, access, _leaky, tax = rules
 
-        def link(items, logp):
-            ix = list(items)
+        def link(ix, logp):  # ix: a slice or a list of items
             return arbitrage_items(
                 logp,
                 flows[ix],
@@ -1365,20 +1393,24 @@ class RareEarthModel(mesa.Model):
             )
 
         new = np.empty_like(self.price)
-        ox = list(OXIDE)
+        # the oxide and concentrate rows are contiguous: slices (views) instead of index lists
+        ox, cn = slice(OXIDE[0], OXIDE[-1] + 1), slice(CONC[0], CONC[-1] + 1)
         logp = np.log(np.maximum(self.price[ox], floor[ox])) + step[ox]
         new[ox] = np.maximum(np.exp(link(ox, logp)), floor[ox])
         # concentrate and magnets: a cost-linked anchor times a scarcity premium that moves with
         # the item's own excess demand and fades; concentrate never costs more than its oxide
         anchors = np.log(np.maximum(self._anchors(new), 1e-9))
         der = [*CONC, MAG_STD, MAG_HT]
-        decay = np.full(len(der), mk.premium_decay)
-        if mk.concentrate_premium_decay >= 0:  # concentrate's own decay (payables, 7.7)
-            decay[: len(CONC)] = mk.concentrate_premium_decay
-        self.premium[der] = (self.premium[der] + step[der]) * (1.0 - decay[:, None])
+        keep = self.__dict__.get("_premium_keep")
+        if keep is None:  # 1 - decay per derived item, fixed for the run
+            decay = np.full(len(der), mk.premium_decay)
+            if mk.concentrate_premium_decay >= 0:  # concentrate's own decay (payables, 7.7)
+                decay[: len(CONC)] = mk.concentrate_premium_decay
+            keep = self._premium_keep = (1.0 - decay[:, None]).copy()
+        self.premium[der] = (self.premium[der] + step[der]) * keep
         conc_cap = np.log(np.maximum(mk.separation_yield * new[ox], 1e-9))
-        capped = np.minimum(anchors[list(CONC)] + self.premium[list(CONC)], conc_cap)
-        self.premium[list(CONC)] = capped - anchors[list(CONC)]
+        capped = np.minimum(anchors[cn] + self.premium[cn], conc_cap)
+        self.premium[cn] = capped - anchors[cn]
         logp = anchors[der] + self.premium[der]
         logp = link(der, logp)
         logp[: len(CONC)] = np.minimum(logp[: len(CONC)], conc_cap)
@@ -1394,32 +1426,38 @@ class RareEarthModel(mesa.Model):
         cost of their oxide plus the price-setter's conversion cost, times the start markup.
         Both are calibrated so that, at start prices, anchor = start price.
         """
-        mk = self.mk
+        # all concentrates and both magnet grades at once (the same products and sums per row)
+        conc_k, nd_k, hv_k = self._anchor_coef
         out = np.zeros_like(price)
-        for g, i in enumerate(CONC):
-            out[i] = self._payable[g] * mk.separation_yield * price[OXIDE[g]]
-        for j, i in enumerate((MAG_STD, MAG_HT)):
-            grade = ("ndpr_magnet", "heavy_magnet")[j]
-            oxide = (
-                mk.magnet_ndpr_t_per_t[grade] * price[4] + mk.magnet_heavy_t_per_t[grade] * price[5]
-            )
-            out[i] = (oxide + self._conversion) * self._magnet_markup[j]
-        return np.maximum(out, mk.price_floor_share * self.p0[:, None])
+        out[CONC[0] : CONC[-1] + 1] = conc_k * price[OXIDE[0] : OXIDE[-1] + 1]
+        oxide = nd_k * price[4] + hv_k * price[5]
+        out[MAG_STD : MAG_HT + 1] = (oxide + self._conversion) * self._magnet_markup[:, None]
+        return np.maximum(out, self._price_floor)
 
-    def _contracts_for(
-        self, i: int, offers: np.ndarray, offtake: list | None = None
-    ) -> tuple[Contracts, np.ndarray]:
-        if offtake is None:
-            offtake = self.policy.of_type("offtake")
-        ms = [m for m in offtake if m.params["_item"] == i]
-        if not ms:
-            return Contracts.empty(), np.zeros(0, dtype=int)
-        seller = np.array([m.params["_country"] for m in ms])
-        buyer = np.array([COUNTRIES.index(m.params["buyer"]) for m in ms])
-        firm = np.array([m.params["_firm"] for m in ms])
-        t = np.array([m.params["t_per_year"] / 12.0 for m in ms])
+    def _offtake_terms(self) -> dict[int, tuple]:
+        """Offtake contracts in force by item: (seller, buyer, firm, t a month, price) arrays."""
+        by_item: dict[int, list] = {}  # in order of the measures
+        for m in self.policy.of_type("offtake"):
+            by_item.setdefault(m.params["_item"], []).append(m)
+        out = {}
+        for i, ms in by_item.items():
+            arrays = (
+                np.array([m.params["_country"] for m in ms]),
+                np.array([COUNTRIES.index(m.params["buyer"]) for m in ms]),
+                np.array([m.params["_firm"] for m in ms]),
+                np.array([m.params["t_per_year"] / 12.0 for m in ms]),
+                np.array([m.params["price_usd_per_kg"] for m in ms]),
+            )
+            for a in arrays:
+                a.flags.writeable = False
+            out[i] = arrays
+        return out
+
+    @staticmethod
+    def _contracts_of(terms: tuple, offers: np.ndarray) -> tuple[Contracts, np.ndarray]:
+        """An item's contracts this month: a named seller firm delivers at most what it offers."""
+        seller, buyer, firm, t, price = terms
         t = np.where(firm >= 0, np.minimum(t, offers[np.maximum(firm, 0)]), t)
-        price = np.array([m.params["price_usd_per_kg"] for m in ms])
         return Contracts(seller, buyer, t, price), firm
 
     def _clear_markets(self, orders: dict) -> dict:
@@ -1433,11 +1471,9 @@ class RareEarthModel(mesa.Model):
         rule_arrays = self.policy.rule_arrays(self.month, np.maximum(demand - supply, 0.0))
         quota_t, access, leaky, tax = rule_arrays
         reserve = self._seller_reserve()
-        by_item: dict[int, list] = {}  # offtake contracts in force, by item (in order)
-        for m in self.policy.of_type("offtake"):
-            by_item.setdefault(m.params["_item"], []).append(m)
+        terms = self.policy.memo("offtake_terms", self._offtake_terms)  # fixed while in force
         contract_firms = [
-            self._contracts_for(i, offers[:, i], by_item[i]) if i in by_item else _NO_CONTRACTS
+            self._contracts_of(terms[i], offers[:, i]) if i in terms else _NO_CONTRACTS
             for i in range(I)
         ]
         clearings: list[Clearing] = clear_items(
@@ -1635,7 +1671,13 @@ class RareEarthModel(mesa.Model):
         recycler = self._pr_rec
         production = self.by_country(plan["out"] * ~recycler[:, None], pr)
         rec_cg = self.by_country(plan["recycled"][:, None] * f.basket[pr] * recycler[:, None], pr)
-        restriction = self._restriction_of(market["rule_arrays"][1])
+        access = market["rule_arrays"][1]
+        cached = self.__dict__.get("_restriction_cache")  # (access, restriction)
+        if cached is None or cached[0] is not access:  # access is shared while rules stand
+            restriction = self._restriction_of(access)
+            restriction.flags.writeable = False  # kept in restr_hist and MonthFlows
+            cached = self._restriction_cache = (access, restriction)
+        restriction = cached[1]
         self.lost_hist.append(lost_cs.sum(axis=1))
         self.restr_hist.append(restriction)
         self.flows = MonthFlows(

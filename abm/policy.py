@@ -148,12 +148,10 @@ class PolicyState:
         """The rules of :meth:`rules` stacked over items.
 
         Returns:
-            quota (I, C), access (I, C, C), leaky (I, C, C) and tax (I, C).
+            quota (I, C), access (I, C, C), leaky (I, C, C) and tax (I, C); the last three are
+            read-only and shared between months while the measures stay the same.
         """
         quota = np.full((I, C), np.inf)
-        access = np.ones((I, C, C))
-        leaky = np.zeros((I, C, C), dtype=bool)
-        tax = np.zeros((I, C))
         for m in self.of_type("export_quota"):
             x = COUNTRIES.index(m.params["exporter"])
             others = np.ones(C, dtype=bool)
@@ -163,6 +161,19 @@ class PolicyState:
             share = want / tot if tot > 0 else m.mask / max(m.mask.sum(), 1)
             q = m.params["t_per_year"] / 12.0 * share
             quota[:, x] = np.where(m.mask, np.minimum(quota[:, x], q), quota[:, x])
+        # access, leakage and taxes do not depend on demand, and on the month only through
+        # which licences are still in their delay: kept until that or the measures change
+        delayed = tuple(
+            month - m.start < m.params.get("delay_months", 0) for m in self.of_type("licensing")
+        )
+        access, leaky, tax = self.memo(("access", delayed), lambda: self._access_rules(month))
+        return quota, access, leaky, tax
+
+    def _access_rules(self, month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Access (I, C, C), leakage (I, C, C) and export tax (I, C) of the measures in force."""
+        access = np.ones((I, C, C))
+        leaky = np.zeros((I, C, C), dtype=bool)
+        tax = np.zeros((I, C))
         for m in self.of_type("embargo"):
             x = COUNTRIES.index(m.params["exporter"])
             y = COUNTRIES.index(m.params["target"])
@@ -180,7 +191,7 @@ class PolicyState:
         for m in self.of_type("export_tax"):
             x = COUNTRIES.index(m.params["exporter"])
             tax[m.mask, x] = np.maximum(tax[m.mask, x], m.params["rate"])
-        return quota, access, leaky, tax
+        return access, leaky, tax
 
     def quota_t_per_year(self) -> np.ndarray:
         """(C,) export quota in force per exporter in t/yr (NaN where none)."""
