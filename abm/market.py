@@ -270,42 +270,16 @@ def clear_items(
     s_left = s_rem.copy()  # its stock left: importers ask in proportion to this
     trade = np.zeros((K, n, n))
 
-    def export_rounds(m_rem: np.ndarray) -> None:
-        # the arrays are this call's own: updated in place (the same operations, fewer
-        # temporaries; at 8 x 8 x 8 the calls' overhead, not the arithmetic, is the cost)
-        nonlocal e_rem, s_left, cap, trade
-        for _ in range(rounds):
-            can = cap > _EPS
-            can &= e_rem[:, :, None] > _EPS
-            avail = s_left[:, :, None] * pref
-            avail = np.where(can, avail, 0.0)
-            tot = avail.sum(axis=1, keepdims=True)
-            pos = tot > _EPS
-            req = m_rem[:, None, :] * avail
-            req /= np.where(pos, tot, 1.0)
-            req = np.where(pos, req, 0.0)
-            f = np.minimum(req, cap, out=req)
-            out = f.sum(axis=2)
-            f *= np.where(out > e_rem, e_rem / np.where(out > _EPS, out, 1.0), 1.0)[:, :, None]
-            if f.sum() <= _EPS:
-                break
-            trade += f
-            f_out = f.sum(axis=2)
-            e_rem -= f_out
-            np.maximum(e_rem, 0.0, out=e_rem)
-            s_left -= f_out
-            np.maximum(s_left, 0.0, out=s_left)
-            m_rem = m_rem - f.sum(axis=1)
-            np.maximum(m_rem, 0.0, out=m_rem)
-            cap -= f
-
     if home_bias < 1.0:
         # importers first ask only for what takes them to their first claim (the world's
         # supply-to-demand ratio), so a short world is shared; then for the rest
-        export_rounds(np.minimum(np.maximum(first_claim - dom, 0.0), d_rem))
-        export_rounds(np.maximum(d_rem - trade.sum(axis=1), 0.0))
+        m_first = np.minimum(np.maximum(first_claim - dom, 0.0), d_rem)
+        _export_rounds(m_first, e_rem, s_left, cap, trade, pref, rounds)
+        _export_rounds(
+            np.maximum(d_rem - trade.sum(axis=1), 0.0), e_rem, s_left, cap, trade, pref, rounds
+        )
     else:
-        export_rounds(d_rem.copy())
+        _export_rounds(d_rem.copy(), e_rem, s_left, cap, trade, pref, rounds)
     leak = np.where(leaky & off_diag, trade, 0.0)
     flows += trade
     unit = price[:, None, :] * KG_PER_T
@@ -379,6 +353,48 @@ def clear_items(
         "quota_binding": quota_binding,
     }
     return result
+
+
+def _export_rounds(
+    m_rem: np.ndarray,
+    e_rem: np.ndarray,
+    s_left: np.ndarray,
+    cap: np.ndarray,
+    trade: np.ndarray,
+    pref: np.ndarray,
+    rounds: int,
+) -> None:
+    """Rounds of proportional export requests (step 3 of :func:`clear_items`), in place.
+
+    Importers ask for ``m_rem`` (K, C); ``e_rem`` (what each exporter may still ship),
+    ``s_left`` (its stock left), ``cap`` (K, C, C) (what each route may still carry) and
+    ``trade`` (K, C, C) (the flows so far) are updated in place: at 8 x 8 x 8 the cost is the
+    calls' overhead, not the arithmetic, so fewer temporaries and calls save time.
+    """
+    for _ in range(rounds):
+        can = cap > _EPS
+        can &= e_rem[:, :, None] > _EPS
+        avail = s_left[:, :, None] * pref
+        avail = np.where(can, avail, 0.0)
+        tot = avail.sum(axis=1, keepdims=True)
+        pos = tot > _EPS
+        req = m_rem[:, None, :] * avail
+        req /= np.where(pos, tot, 1.0)
+        req = np.where(pos, req, 0.0)
+        f = np.minimum(req, cap, out=req)
+        out = f.sum(axis=2)
+        f *= np.where(out > e_rem, e_rem / np.where(out > _EPS, out, 1.0), 1.0)[:, :, None]
+        if f.sum() <= _EPS:
+            break
+        trade += f
+        f_out = f.sum(axis=2)
+        e_rem -= f_out
+        np.maximum(e_rem, 0.0, out=e_rem)
+        s_left -= f_out
+        np.maximum(s_left, 0.0, out=s_left)
+        m_rem = m_rem - f.sum(axis=1)
+        np.maximum(m_rem, 0.0, out=m_rem)
+        cap -= f
 
 
 def excess_demand(

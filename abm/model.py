@@ -282,6 +282,9 @@ class RareEarthModel(mesa.Model):
         self._pr_mag = k_pr == FirmKind.MAGNET_MAKER
         self._pr_rec = k_pr == FirmKind.RECYCLER
         self._pr_processing = self._pr_sep | self._pr_mag
+        self._pr_rec_rows = np.flatnonzero(self._pr_rec)
+        self._pr_rec_country = self.firms.country[: self.P][self._pr_rec_rows]
+        self._off_c = 1 - np.eye(C)  # (C, C) 1 off the diagonal
         self._pr_run_floor = self._must_run[self.firms.country[: self.P]] * self._pr_miner
         self._kind_n = kinds.astype(int)  # kind codes as plain ints (fixed)
         self._kind_pr = self._kind_n[: self.P]
@@ -773,7 +776,10 @@ class RareEarthModel(mesa.Model):
             for d in self.policy.disputes.values()
             if c in (d.coercer, d.target)
         )
-        own = tuple(m.id for m in self.policy.measures.values() if m.origin == st.name)
+        own = self.policy.memo(
+            ("own", st.name),
+            lambda: tuple(m.id for m in self.policy.measures.values() if m.origin == st.name),
+        )
         return Observation(
             country=st.name,
             month=self.month,
@@ -1803,8 +1809,7 @@ class RareEarthModel(mesa.Model):
             value[floor] += gain * f.basket[floor, g]
         sub = self.recycling_subsidy()
         if sub.any():
-            rec = np.flatnonzero(self._pr_rec)
-            value[rec] += sub[f.country[rec]]
+            value[self._pr_rec_rows] += sub[self._pr_rec_country]
         _extra, mult = self.tech_ban()
         key = mult.tobytes()
         if getattr(self, "_capital_key", None) != key:  # the capital charge, per kg of output
@@ -1831,7 +1836,7 @@ class RareEarthModel(mesa.Model):
         self._risk_version += 1
         restr = flows.restriction.copy()  # (exporter, target)
         binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
-        restr = np.maximum(restr, 0.5 * binding[:, None] * (1 - np.eye(C)))
+        restr = np.maximum(restr, 0.5 * binding[:, None] * self._off_c)
         coercers = np.zeros(C)
         for d in self.policy.active_disputes():
             if restr[d.coercer].max() > 0:
@@ -1915,7 +1920,7 @@ class RareEarthModel(mesa.Model):
         bought = fl.sum(axis=1)  # (I, buyer)
         # concentrate each country imported (t/yr), a 12-month moving mean: a separation plan
         conc = fl[0:3].sum(axis=0)  # (exporter, buyer)
-        imp = 12.0 * (conc.sum(axis=0) - np.diag(conc))
+        imp = 12.0 * (conc.sum(axis=0) - conc.diagonal())
         first = np.isnan(self._conc_imports)
         self._conc_imports = np.where(
             first, imp, self._conc_imports + (imp - self._conc_imports) / 12.0

@@ -55,8 +55,13 @@ def world_price(model, clearings) -> np.ndarray:
     p = model.price
     num = (p * w).sum(axis=1)
     den = w.sum(axis=1)
-    fallback = p[:, _NOT_CHINA].mean(axis=1)
-    return np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
+    bought = den > 0
+    if bought.all():  # the usual case: no fallback needed (np.where would pick num / den)
+        return num / den
+    # the unweighted mean where nothing was bought (sum / count: what ndarray.mean computes,
+    # without its wrapper's overhead)
+    fallback = p[:, _NOT_CHINA].sum(axis=1) / _NOT_CHINA.size
+    return np.where(bought, num / np.where(bought, den, 1.0), fallback)
 
 
 def record_month(model, rec: Recorder, month: int) -> None:
@@ -119,9 +124,11 @@ def record_month(model, rec: Recorder, month: int) -> None:
     # China's share of world output by stage (mining, separation, magnets)
     prod = flows.production
     shares = []
-    for stage_items in ((0, 1, 2), (3, 4, 5), (6, 7)):
-        tot = prod[:, stage_items].sum()
-        shares.append(prod[CHINA, stage_items].sum() / tot if tot > 0 else np.nan)
+    for a, b in ((0, 3), (3, 6), (6, 8)):
+        # indexing with a list of columns gave an F-ordered copy, summed in memory order: the
+        # transposed C copy holds the same order, so the sum is the same bit for bit
+        tot = prod[:, a:b].T.copy().sum()
+        shares.append(prod[CHINA, a:b].sum() / tot if tot > 0 else np.nan)
     rec.add(month, "china_share", shares, country=CHINA, stage=[0, 1, 2])
     # each country's dependence on China: share of its concentrate+oxide imports (t REO)
     imp = imports[:, 0:6].sum(axis=1)

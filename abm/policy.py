@@ -194,7 +194,10 @@ class PolicyState:
         return access, leaky, tax
 
     def quota_t_per_year(self) -> np.ndarray:
-        """(C,) export quota in force per exporter in t/yr (NaN where none)."""
+        """(C,) export quota in force per exporter in t/yr (NaN where none; read-only)."""
+        return self.memo("export_quota", self._quota_t_per_year)
+
+    def _quota_t_per_year(self) -> np.ndarray:
         out = np.full(C, np.nan)
         for m in self.of_type("export_quota"):
             x = COUNTRIES.index(m.params["exporter"])
