@@ -47,7 +47,8 @@ from abm.market import (
     KG_PER_T,
     Clearing,
     Contracts,
-    arbitrage_items,
+    arbitrage_links,
+    arbitrage_pull,
     clear_items,
     stacked,
 )
@@ -1386,17 +1387,11 @@ class RareEarthModel(mesa.Model):
         binding = stacked(clearings, "quota_binding")
         _quota, access, _leaky, tax = rules
 
+        # the open routes of every item, built once; each pass pulls its own items' prices
+        links = arbitrage_links(flows, spare, supply.T, binding, access, tax)
+
         def link(ix, logp):  # ix: a slice or a list of items
-            return arbitrage_items(
-                logp,
-                flows[ix],
-                spare[ix],
-                supply.T[ix],
-                binding[ix],
-                access[ix],
-                tax[ix],
-                mk.arbitrage_strength,
-            )
+            return arbitrage_pull(logp, tuple(a[ix] for a in links), mk.arbitrage_strength)
 
         new = np.empty_like(self.price)
         # the oxide and concentrate rows are contiguous: slices (views) instead of index lists
