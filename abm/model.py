@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import functools
+import math
 import sys
 from dataclasses import dataclass
 
@@ -1101,8 +1102,12 @@ class RareEarthModel(mesa.Model):
             (FirmKind.SEPARATOR, self._sep_headroom, imports),
         )
         on = None
+        quota = pq.tolist()  # Python floats: the same float64 arithmetic, without numpy scalars
         for k, headroom, extra in plans:
-            for c in np.flatnonzero((headroom >= 0) & np.isfinite(pq)):
+            room = headroom.tolist()
+            for c in range(C):
+                if not (room[c] >= 0 and math.isfinite(quota[c])):
+                    continue
                 in_c = self._state_rows.get((k, c))
                 if in_c is None:  # a firm's kind and home country are fixed
                     in_c = (f.kind[pr] == k) & (f.country[pr] == c)
@@ -1111,8 +1116,8 @@ class RareEarthModel(mesa.Model):
                     on = f.capacity[pr] * f.active[pr]
                 online = on[in_c].sum()
                 have = float(online + f.proj_size[pr][in_c].sum())
-                need = pq[c] + extra[c]
-                gap = need * (1.0 + headroom[c]) - have
+                need = quota[c] + float(extra[c])
+                gap = need * (1.0 + room[c]) - have
                 if gap <= 0.01 * need:
                     continue
                 ok = (
