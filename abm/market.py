@@ -233,9 +233,9 @@ def clear_items(
         One :class:`Clearing` per item.
     """
     K, n = supply.shape
-    s_rem = supply.astype(float).copy()
-    d_rem = demand.astype(float).copy()
-    quota = quota_t.astype(float).copy()
+    s_rem = np.array(supply, dtype=float, order="C")  # fresh C-ordered copies, as before
+    d_rem = np.array(demand, dtype=float, order="C")
+    quota = np.array(quota_t, dtype=float, order="C")
     flows = np.zeros((K, n, n))
     buyer_paid = np.zeros((K, n, n))
 
@@ -296,10 +296,14 @@ def clear_items(
         )
     else:
         _export_rounds(d_rem.copy(), e_rem, s_left, cap, trade, pref, rounds)
-    leak = np.where(leaky & off_diag, trade, 0.0)
     flows += trade
     unit = price[:, None, :] * KG_PER_T
-    buyer_paid += trade * unit + leak * unit * leakage_premium
+    if leaky.any():
+        leak = np.where(leaky & off_diag, trade, 0.0)
+        buyer_paid += trade * unit + leak * unit * leakage_premium
+    else:  # no embargo: nothing leaked (adding the zero premium changes no value)
+        leak = np.zeros((K, n, n))
+        buyer_paid += trade * unit
     s_rem -= trade.sum(axis=2)
     d_rem -= trade.sum(axis=1)
     if home_bias < 1.0:
@@ -313,13 +317,17 @@ def clear_items(
     # payments: freight on international flows, tax to the exporter's state, rest to sellers
     intl = buyer_paid * off_diag
     freight_m = intl * transport_share
-    taxable = intl - freight_m
-    tax_m = taxable * (tax[:, :, None] / (1.0 + tax[:, :, None]))
-    seller_got = buyer_paid - freight_m - tax_m
-    quota_left = np.maximum(quota, 0.0) - trade.sum(axis=2)
-    quota_binding = (
-        np.isfinite(quota) & (quota_left <= 1e-6 * (np.abs(quota) + 1.0)) & (s_rem > _EPS)
-    )
+    if tax.any():
+        taxable = intl - freight_m
+        tax_m = taxable * (tax[:, :, None] / (1.0 + tax[:, :, None]))
+        seller_got = buyer_paid - freight_m - tax_m
+    else:  # no export tax: its share is 0 (subtracting zeros changes no value)
+        tax_m = np.zeros((K, n, n))
+        seller_got = buyer_paid - freight_m
+    quota_binding = np.isfinite(quota)
+    if quota_binding.any():  # without a quota in force none binds
+        quota_left = np.maximum(quota, 0.0) - trade.sum(axis=2)
+        quota_binding &= (quota_left <= 1e-6 * (np.abs(quota) + 1.0)) & (s_rem > _EPS)
     # per-item totals for all items at once (row sums over the same 8 elements, same order)
     tax_got = tax_m.sum(axis=2)
     sold = flows.sum(axis=2)
@@ -388,11 +396,13 @@ def _export_rounds(
     ``trade`` (K, C, C) (the flows so far) are updated in place: at 8 x 8 x 8 the cost is the
     calls' overhead, not the arithmetic, so fewer temporaries and calls save time.
     """
+    scale = np.empty_like(e_rem)
     for _ in range(rounds):
-        can = cap > _EPS
-        can &= e_rem[:, :, None] > _EPS
-        avail = s_left[:, :, None] * pref
-        avail = np.where(can, avail, 0.0)
+        # importers ask exporters with stock left (e_rem > eps) on routes with room (cap > eps):
+        # the stock of an exporter with nothing left to ship counts as 0 (stocks and
+        # preferences are >= 0, so 0 x pref is the 0 the mask gave)
+        avail = (s_left * (e_rem > _EPS))[:, :, None] * pref
+        avail = np.where(cap > _EPS, avail, 0.0)
         tot = avail.sum(axis=1, keepdims=True)
         pos = tot > _EPS
         req = m_rem[:, None, :] * avail
@@ -400,7 +410,11 @@ def _export_rounds(
         req = np.where(pos, req, 0.0)
         f = np.minimum(req, cap, out=req)
         out = f.sum(axis=2)
-        f *= np.where(out > e_rem, e_rem / np.where(out > _EPS, out, 1.0), 1.0)[:, :, None]
+        # exporters asked for more than they may ship scale down to e_rem / out (out > e_rem
+        # implies out > eps: an exporter with e_rem <= eps was asked for nothing)
+        scale.fill(1.0)
+        np.divide(e_rem, out, out=scale, where=out > e_rem)
+        f *= scale[:, :, None]
         if f.sum() <= _EPS:
             break
         trade += f
