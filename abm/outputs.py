@@ -85,7 +85,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     dims = _DIMS_CI
     rec.add(month, "production_t", flows.production.ravel(), **dims)
     trade = stacked(cls, "flows").copy()  # (I, C, C), domestic sales set to 0 below
-    trade[:, _CTRY, _CTRY] = 0.0
+    trade.reshape(I, C * C)[:, :: C + 1] = 0.0  # the diagonals, through a strided view
     leaked = stacked(cls, "leaked")
     exports = np.ascontiguousarray(trade.sum(axis=2).T)  # (C, I)
     imports = np.ascontiguousarray(trade.sum(axis=1).T)
@@ -101,8 +101,8 @@ def record_month(model, rec: Recorder, month: int) -> None:
         good=_IDX_ITEM_GOOD[ii],
         stage=_IDX_ITEM_STAGE[ii],
     )
-    ii, xx, yy = np.nonzero(leaked > 1e-9)
-    if ii.size:
+    ii, xx, yy = np.nonzero(leaked > 1e-9) if leaked.any() else ((),) * 3
+    if len(ii):
         rec.add(
             month,
             "leaked_t",
@@ -148,8 +148,10 @@ def record_month(model, rec: Recorder, month: int) -> None:
     pile = np.array([st.stockpile_t for st in model.states])
     rec.add(month, "stockpile_t", pile.ravel(), **cg)
     # capacity online, under construction and idle by country and stage (3 = recycling)
-    stage_of = f.kind[pr].astype(int)  # producers: 0 mine, 1 separate, 2 magnet, 3 recycle
-    key = f.country[pr].astype(int) * 4 + stage_of
+    # producers' home country x 4 + stage (0 mine, 1 separate, 2 magnet, 3 recycle): fixed
+    key = model.__dict__.get("_capacity_key")
+    if key is None:
+        key = model._capacity_key = f.country[pr].astype(int) * 4 + f.kind[pr].astype(int)
     cap = f.capacity[pr] * f.active[pr]
     online = np.bincount(key, weights=cap, minlength=4 * C)
     building = np.bincount(key, weights=f.proj_size[pr], minlength=4 * C)
