@@ -1189,13 +1189,18 @@ class RareEarthModel(mesa.Model):
         permit = np.where(f.permitted[rows], 0.0, self.permit_months()[host])
         lead = permit + build + np.where(processing, extra[host], 0.0)
         capex = size * self._capex[rows] * np.where(processing, mult[host], 1.0)
-        # the host's finance pool pays up to 80% of capex, first come first served
-        for j, r in enumerate(rows if self.finance_pool.any() else ()):  # only with a pool
-            k = min(int(f.kind[r]), 3)
-            c = int(f.country[r])
-            paid = min(self.finance_pool[c, k], 0.8 * capex[j])
-            self.finance_pool[c, k] -= paid
-            f.cash[r] += paid
+        # the host's finance pool pays up to 80% of capex, first come first served (in row
+        # order, on Python floats: the same float64 arithmetic without numpy scalars; rows are
+        # distinct, so the cash top-ups can be added at once)
+        if self.finance_pool.any():
+            pool = self.finance_pool.tolist()
+            paid = []
+            for k, c, cost in zip(kinds.tolist(), host.tolist(), capex.tolist(), strict=True):
+                p = min(pool[c][k], 0.8 * cost)
+                pool[c][k] -= p
+                paid.append(p)
+            self.finance_pool[:] = pool
+            f.cash[rows] += paid
         f.proj_size[rows] = size
         f.proj_left[rows] = np.maximum(lead, 1).astype(np.int32)
         f.proj_capex_left[rows] = capex
