@@ -406,6 +406,8 @@ def _export_rounds(
         tot = avail.sum(axis=1, keepdims=True)
         pos = tot > _EPS
         req = m_rem[:, None, :] * avail
+        if not req.any():  # nothing asked anywhere: this round would move exactly nothing
+            break
         req /= np.where(pos, tot, 1.0)
         req = np.where(pos, req, 0.0)
         f = np.minimum(req, cap, out=req)

@@ -94,6 +94,7 @@ STANDING = {
 }
 KIND_CODES = ("miner", "separator", "magnet_maker", "recycler")
 _NO_CONTRACTS = (Contracts.empty(), np.zeros(0, dtype=int))
+_DERIVED = np.array([*CONC, MAG_STD, MAG_HT])  # items priced by anchor and premium
 
 
 @functools.cache
@@ -1411,7 +1412,7 @@ class RareEarthModel(mesa.Model):
         # concentrate and magnets: a cost-linked anchor times a scarcity premium that moves with
         # the item's own excess demand and fades; concentrate never costs more than its oxide
         anchors = np.log(np.maximum(self._anchors(new), 1e-9))
-        der = [*CONC, MAG_STD, MAG_HT]
+        der = _DERIVED  # an index array: indexing with it skips converting a list each time
         keep = self.__dict__.get("_premium_keep")
         if keep is None:  # 1 - decay per derived item, fixed for the run
             decay = np.full(len(der), mk.premium_decay)
