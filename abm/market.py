@@ -533,9 +533,10 @@ def arbitrage_pull(
     lk, cnt, fixed = links
     if not lk.any() or strength <= 0:
         return logp
+    den = 1 + cnt
     for _ in range(3):
         num = np.matmul(logp[:, None, :], lk)[:, 0, :] + np.matmul(lk, logp[:, :, None])[:, :, 0]
-        target = (logp + num + fixed) / (1 + cnt)  # = logp where a country has no link
+        target = (logp + num + fixed) / den  # = logp where a country has no link
         logp = (1 - strength) * logp + strength * target
     return logp
 

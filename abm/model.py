@@ -936,7 +936,18 @@ class RareEarthModel(mesa.Model):
         miner = self._pr_miner
         by_group = monthly[:, None] * basket
         want = self._sales_plan(f.exp_sales[pr, 0:3], stock[:, 0:3], by_group, probe=by_group)
-        sells = np.where(basket > 0, want / np.maximum(basket, 1e-12), 0.0).max(axis=1)
+        fixed = self.__dict__.get("_plan_fixed")
+        if fixed is None:  # baskets and grade mixes are fixed: their masks and guards once
+            nd, hv = self._magnet_recipe(pr)
+            fixed = self._plan_fixed = (
+                basket > 0,
+                np.maximum(basket, 1e-12),
+                np.maximum(nd, 1e-12),
+                hv > 0,
+                np.maximum(hv, 1e-12),
+            )
+        has_g, basket_div, nd_div, has_hv, hv_div = fixed
+        sells = np.where(has_g, want / basket_div, 0.0).max(axis=1)
         mine = np.where(miner, np.maximum(np.minimum(monthly * rate, sells), monthly * floor), 0.0)
         pq = self.policy.production_quota_t_per_year(self.month)
         for c in np.isfinite(pq).nonzero()[0]:
@@ -956,8 +967,8 @@ class RareEarthModel(mesa.Model):
         # magnet makers: limited by capacity, sales and oxide in stock
         mag = self._pr_mag
         nd, hv = self._magnet_recipe(pr)
-        can_nd = stock[:, 4] / np.maximum(nd, 1e-12)
-        can_hv = np.where(hv > 0, stock[:, 5] / np.maximum(hv, 1e-12), np.inf)
+        can_nd = stock[:, 4] / nd_div
+        can_hv = np.where(has_hv, stock[:, 5] / hv_div, np.inf)
         make = np.minimum(np.minimum(self._magnet_plan(monthly), can_nd), can_hv)
         make = np.where(mag, make, 0.0)
         used[:, 4] += make * nd
