@@ -1612,12 +1612,14 @@ class RareEarthModel(mesa.Model):
                 income = sold_rel * per_t[:, i]
                 # the income is the owners' (a joint stockpile may sell in a partner's market)
                 revenue += self._charge_release(orders, g, sold_rel, income)
-            if buy_any[i]:
-                buy = orders["buy"][:, i]
-                for st_i in buy.nonzero()[0]:  # state stockpile purchases
-                    q = buy[st_i] * fill[st_i, i]
-                    self.states[st_i].stockpile_t[g] += q
-                    self.states[st_i].budget_usd -= q * cost_t[st_i, i]
+            if buy_any[i]:  # state stockpile purchases (Python floats: the same arithmetic)
+                buy = orders["buy"][:, i].tolist()
+                fill_i, cost_i = fill[:, i].tolist(), cost_t[:, i].tolist()
+                for st_i in range(C):
+                    if buy[st_i]:
+                        q = buy[st_i] * fill_i[st_i]
+                        self.states[st_i].stockpile_t[g] += q
+                        self.states[st_i].budget_usd -= q * cost_i[st_i]
             if tax_any[i]:
                 for x in cl.tax_got.nonzero()[0]:
                     self.states[x].budget_usd += cl.tax_got[x]
