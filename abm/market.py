@@ -412,10 +412,10 @@ def _export_rounds(
         req = np.where(pos, req, 0.0)
         f = np.minimum(req, cap, out=req)
         out = f.sum(axis=2)
-        # exporters asked for more than they may ship scale down to e_rem / out (out > e_rem
-        # implies out > eps: an exporter with e_rem <= eps was asked for nothing)
+        # exporters asked for more than they may ship scale down to e_rem / out (one masked
+        # divide: the same values as np.where(out > e_rem, e_rem / out_or_1, 1.0))
         scale.fill(1.0)
-        np.divide(e_rem, out, out=scale, where=out > e_rem)
+        np.divide(e_rem, np.where(out > _EPS, out, 1.0), out=scale, where=out > e_rem)
         f *= scale[:, :, None]
         if f.sum() <= _EPS:
             break
