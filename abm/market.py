@@ -283,7 +283,9 @@ def clear_items(
     cap = np.where(restricted, access * normal, np.inf)
     cap = np.where(off_diag, cap, 0.0)
     e_rem = exportable.copy()  # what each exporter may still ship (stock within its quota)
-    s_left = s_rem.copy()  # its stock left: importers ask in proportion to this
+    # its stock left: importers ask in proportion to this. Without a quota in force it is what
+    # the exporter may ship, value for value, and stays so (the same updates): one array
+    s_left = e_rem if (quota == np.inf).all() else s_rem.copy()
     trade = np.zeros((K, n, n))
 
     if home_bias < 1.0:
@@ -423,8 +425,9 @@ def _export_rounds(
         f_out = f.sum(axis=2)
         e_rem -= f_out
         np.maximum(e_rem, 0.0, out=e_rem)
-        s_left -= f_out
-        np.maximum(s_left, 0.0, out=s_left)
+        if s_left is not e_rem:
+            s_left -= f_out
+            np.maximum(s_left, 0.0, out=s_left)
         m_rem = m_rem - f.sum(axis=1)
         np.maximum(m_rem, 0.0, out=m_rem)
         cap -= f
