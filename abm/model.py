@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import ctypes
 import functools
+import math
 import sys
 from dataclasses import dataclass
 
@@ -47,7 +48,8 @@ from abm.market import (
     KG_PER_T,
     Clearing,
     Contracts,
-    arbitrage_items,
+    arbitrage_links,
+    arbitrage_pull,
     clear_items,
     stacked,
 )
@@ -92,6 +94,7 @@ STANDING = {
 }
 KIND_CODES = ("miner", "separator", "magnet_maker", "recycler")
 _NO_CONTRACTS = (Contracts.empty(), np.zeros(0, dtype=int))
+_DERIVED = np.array([*CONC, MAG_STD, MAG_HT])  # items priced by anchor and premium
 
 
 @functools.cache
@@ -282,7 +285,17 @@ class RareEarthModel(mesa.Model):
         self._pr_mag = k_pr == FirmKind.MAGNET_MAKER
         self._pr_rec = k_pr == FirmKind.RECYCLER
         self._pr_processing = self._pr_sep | self._pr_mag
+        self._pr_rec_rows = np.flatnonzero(self._pr_rec)
+        self._pr_rec_country = self.firms.country[: self.P][self._pr_rec_rows]
+        self._off_c = 1 - np.eye(C)  # (C, C) 1 off the diagonal
         self._pr_run_floor = self._must_run[self.firms.country[: self.P]] * self._pr_miner
+        self._kind_n = kinds.astype(int)  # kind codes as plain ints (fixed)
+        self._kind_pr = self._kind_n[: self.P]
+        self._kind_pool = np.clip(self._kind_pr, 0, len(KIND_CODES) - 1)  # finance pool column
+        self._processing_n = (kinds == FirmKind.SEPARATOR) | (kinds == FirmKind.MAGNET_MAKER)
+        self._miner_n = kinds == FirmKind.MINER
+        self._build_by_kind = np.array([fb.build_months[k] for k in KIND_CODES])
+        self._state_rows: dict[tuple, np.ndarray] = {}  # (kind, country) masks, built on use
         self._is_producer = kinds != FirmKind.MANUFACTURER
         self._is_recycler = kinds == FirmKind.RECYCLER
         self._can_shut = (kinds == FirmKind.MINER) | self._is_recycler
@@ -445,6 +458,15 @@ class RareEarthModel(mesa.Model):
                 + self._conversion
             )
             self._magnet_markup[j] = p[MAG_STD + j] / cost
+        # the anchors' fixed coefficients, as columns: payable share x separation yield per
+        # concentrate; NdPr and Dy/Tb oxide per t of each magnet grade
+        grades = ("ndpr_magnet", "heavy_magnet")
+        self._anchor_coef = (
+            (self._payable * mk.separation_yield)[:, None],
+            np.array([mk.magnet_ndpr_t_per_t[g] for g in grades])[:, None],
+            np.array([mk.magnet_heavy_t_per_t[g] for g in grades])[:, None],
+        )
+        self._price_floor = mk.price_floor_share * self.p0[:, None]  # (I, 1) US$/kg, fixed
 
     def _reo_content(self) -> np.ndarray:
         mk = self.mk
@@ -502,6 +524,18 @@ class RareEarthModel(mesa.Model):
 
     def _magnet_recipe(self, rows: slice | None = None) -> tuple[np.ndarray, np.ndarray]:
         """T of NdPr and Dy/Tb oxide per t of magnet, per firm (by its grade mix)."""
+        # grade mixes are fixed, so the producers' recipe is built once, unless Dy/Tb thrifting
+        # acts on the recipe (it then follows each country's Dy/Tb intensity month by month)
+        if rows == self.__dict__.get("producers") and not self.fb.heavy_thrift_in_magnets:
+            cached = self.__dict__.get("_recipe_pr")
+            if cached is None:
+                cached = self._recipe_pr = self._magnet_recipe_of(rows)
+                for a in cached:
+                    a.flags.writeable = False
+            return cached
+        return self._magnet_recipe_of(rows)
+
+    def _magnet_recipe_of(self, rows: slice | None) -> tuple[np.ndarray, np.ndarray]:
         mk = self.mk
         ht = self.firms.ht_share if rows is None else self.firms.ht_share[rows]
         nd, hv = mk.magnet_ndpr_t_per_t, mk.magnet_heavy_t_per_t
@@ -529,7 +563,11 @@ class RareEarthModel(mesa.Model):
     @property
     def date(self) -> str:
         """The current month as 'YYYY-MM'."""
-        return self.date_of(self.month)
+        cached = self.__dict__.get("_date")  # (month, text): asked several times a month
+        if cached is None or cached[0] != self.month:
+            cached = (self.month, self.date_of(self.month))
+            self._date = cached
+        return cached[1]
 
     # ------------------------------------------------------------------ the phase script
 
@@ -552,14 +590,19 @@ class RareEarthModel(mesa.Model):
 
     def _apply_scheduled_events(self) -> None:
         # what each state has spent before this month (the payoff counts this month's spending)
-        self._spent_before = np.array([st.spent_usd for st in self.states])
+        self._spent_before = [st.spent_usd for st in self.states]
         for m in self.policy.expire(self.month):
             self.policy.log.append((self.month, m.origin, f"{m.type} {m.id} ended"))
             self._on_measure_end(m)
-        for ev in self.scenario.events:
-            if ev.coercive and not self.scenario.allow_coercion:
-                continue
-            idx = month_index(ev.date, self.start)
+        schedule = self.__dict__.get("_event_schedule")
+        if schedule is None:  # the scenario's events and their months are fixed for the run
+            schedule = [
+                (ev, month_index(ev.date, self.start))
+                for ev in self.scenario.events
+                if not (ev.coercive and not self.scenario.allow_coercion)
+            ]
+            self._event_schedule = schedule
+        for ev, idx in schedule:
             if idx == self.month or (self.month == 0 and idx < 0):
                 end = month_index(ev.end, self.start) if ev.end else None
                 if end is not None and end < self.month:
@@ -751,7 +794,10 @@ class RareEarthModel(mesa.Model):
             for d in self.policy.disputes.values()
             if c in (d.coercer, d.target)
         )
-        own = tuple(m.id for m in self.policy.measures.values() if m.origin == st.name)
+        own = self.policy.memo(
+            ("own", st.name),
+            lambda: tuple(m.id for m in self.policy.measures.values() if m.origin == st.name),
+        )
         return Observation(
             country=st.name,
             month=self.month,
@@ -790,31 +836,35 @@ class RareEarthModel(mesa.Model):
 
     # ------------------------------------------------------------------ policy read-outs
 
+    # Each read-out depends only on the measures in force: it is built once per change of
+    # them (``PolicyState.memo``; read-only arrays) instead of at every call, several a month.
+
     def permit_months(self) -> np.ndarray:
         """(C,) months to permit a project in each country."""
-        base = self.__dict__.get("_base_permit_months")
-        if base is None:  # the scenario's values are fixed for the run
-            base = np.array([cp.permit_months for cp in self.scenario.countries], dtype=float)
-            self._base_permit_months = base
-        out = base.copy()
+        return self.policy.memo("permit_months", self._permit_months)
+
+    def _permit_months(self) -> np.ndarray:
+        out = np.array([cp.permit_months for cp in self.scenario.countries], dtype=float)
         for m in self.policy.of_type("permitting"):
             out[COUNTRIES.index(m.params["country"])] = m.params["permit_months"]
         return out
 
     def stockpile_target_days(self) -> np.ndarray:
         """(C,) stockpile targets in days of use."""
-        base = self.__dict__.get("_base_stockpile_days")
-        if base is None:  # the scenario's values are fixed for the run
-            base = np.array([cp.stockpile_target_days for cp in self.scenario.countries])
-            self._base_stockpile_days = base
-        out = base.copy()
+        return self.policy.memo("stockpile_target_days", self._stockpile_target_days)
+
+    def _stockpile_target_days(self) -> np.ndarray:
+        out = np.array([cp.stockpile_target_days for cp in self.scenario.countries])
         for m in self.policy.of_type("stockpile"):
             c = COUNTRIES.index(m.params["country"])
             out[c] = max(out[c], m.params["target_days"])
         return out
 
-    def stockpile_partners(self) -> list[list[int]]:
+    def stockpile_partners(self) -> tuple[tuple[int, ...], ...]:
         """For each state, the countries its stockpile may release into (itself first)."""
+        return self.policy.memo("stockpile_partners", self._stockpile_partners)
+
+    def _stockpile_partners(self) -> tuple[tuple[int, ...], ...]:
         out = [[c] for c in range(C)]
         for m in self.policy.of_type("stockpile"):
             c = COUNTRIES.index(m.params["country"])
@@ -822,10 +872,13 @@ class RareEarthModel(mesa.Model):
                 pi = COUNTRIES.index(p)
                 if pi not in out[c]:
                     out[c].append(pi)
-        return out
+        return tuple(tuple(x) for x in out)
 
     def recycling_subsidy(self) -> np.ndarray:
         """(C,) US$/kg paid to recyclers."""
+        return self.policy.memo("recycling_subsidy", self._recycling_subsidy)
+
+    def _recycling_subsidy(self) -> np.ndarray:
         out = np.zeros(C)
         for m in self.policy.of_type("recycling_subsidy"):
             c = COUNTRIES.index(m.params["country"])
@@ -834,6 +887,9 @@ class RareEarthModel(mesa.Model):
 
     def tech_ban(self) -> tuple[np.ndarray, np.ndarray]:
         """(C,) extra months and cost multiple for processing projects, per host country."""
+        return self.policy.memo("tech_ban", self._tech_ban)
+
+    def _tech_ban(self) -> tuple[np.ndarray, np.ndarray]:
         extra = np.zeros(C)
         mult = np.ones(C)
         for m in self.policy.of_type("tech_export_ban"):
@@ -895,7 +951,18 @@ class RareEarthModel(mesa.Model):
         miner = self._pr_miner
         by_group = monthly[:, None] * basket
         want = self._sales_plan(f.exp_sales[pr, 0:3], stock[:, 0:3], by_group, probe=by_group)
-        sells = np.where(basket > 0, want / np.maximum(basket, 1e-12), 0.0).max(axis=1)
+        fixed = self.__dict__.get("_plan_fixed")
+        if fixed is None:  # baskets and grade mixes are fixed: their masks and guards once
+            nd, hv = self._magnet_recipe(pr)
+            fixed = self._plan_fixed = (
+                basket > 0,
+                np.maximum(basket, 1e-12),
+                np.maximum(nd, 1e-12),
+                hv > 0,
+                np.maximum(hv, 1e-12),
+            )
+        has_g, basket_div, nd_div, has_hv, hv_div = fixed
+        sells = np.where(has_g, want / basket_div, 0.0).max(axis=1)
         mine = np.where(miner, np.maximum(np.minimum(monthly * rate, sells), monthly * floor), 0.0)
         pq = self.policy.production_quota_t_per_year(self.month)
         hq, h_share = self.policy.heavy_ore_quota(self.month)
@@ -923,9 +990,12 @@ class RareEarthModel(mesa.Model):
         # magnet makers: limited by capacity, sales and oxide in stock
         mag = self._pr_mag
         nd, hv = self._magnet_recipe(pr)
-        can_nd = stock[:, 4] / np.maximum(nd, 1e-12)
-        can_hv = np.where(hv > 0, stock[:, 5] / np.maximum(hv, 1e-12), np.inf)
-        make = np.where(mag, np.minimum.reduce([self._magnet_plan(monthly), can_nd, can_hv]), 0.0)
+        if self.fb.heavy_thrift_in_magnets:  # the Dy/Tb per magnet moves with the intensity
+            hv_div = np.maximum(hv, 1e-12)
+        can_nd = stock[:, 4] / nd_div
+        can_hv = np.where(has_hv, stock[:, 5] / hv_div, np.inf)
+        make = np.minimum(np.minimum(self._magnet_plan(monthly), can_nd), can_hv)
+        make = np.where(mag, make, 0.0)
         used[:, 4] += make * nd
         used[:, 5] += make * hv
         ht = f.ht_share[pr]
@@ -989,8 +1059,10 @@ class RareEarthModel(mesa.Model):
         fb = self.fb
         life = fb.product_life_years
         past = (1.0 + self.growth) ** (self.month / 12.0 - life)
-        reo = self.use_c @ self.reo_per_item  # (C, G) t REO per year
-        return fb.recycling_collection_rate * reo.sum(axis=1) * past / 12.0
+        reo = self.__dict__.get("_reo_use_c")
+        if reo is None:  # (C,) t REO per year at the start: fixed
+            reo = self._reo_use_c = (self.use_c @ self.reo_per_item).sum(axis=1)
+        return fb.recycling_collection_rate * reo * past / 12.0
 
     def _start_and_advance_projects(self) -> None:
         f, fb, pr = self.firms, self.fb, self.producers
@@ -1011,7 +1083,7 @@ class RareEarthModel(mesa.Model):
         subsidy = self._pool_share()
         # demand discipline: incumbents expand only if they and their stage (world-wide) run
         # near capacity; newcomers enter on the expected margin alone
-        kinds = f.kind[pr].astype(int)
+        kinds = self._kind_pr
         on = f.capacity[pr] * f.active[pr]
         cap_k = np.bincount(kinds, weights=on, minlength=5)
         used_k = np.bincount(kinds, weights=on * f.utilisation[pr], minlength=5)
@@ -1061,27 +1133,42 @@ class RareEarthModel(mesa.Model):
         pq = self.policy.production_quota_t_per_year(self.month)
         hq, h_share = self.policy.heavy_ore_quota(self.month)
         pr = self.producers
-        kind = f.kind[pr]
-        imports = np.nan_to_num(self._conc_imports)
+        # (nan_to_num's wrapper costs 30 us; the 12-month means are finite or NaN at the start)
+        imports = np.where(np.isnan(self._conc_imports), 0.0, self._conc_imports)
         # where the quota has a heavy-rich ore part, heavy-rich mines expand to that part and
         # the others to the rest; otherwise every mine plans for the whole quota
-        heavy_ore = f.basket[pr][:, 2] >= h_share[f.country[pr]]
         split = np.isfinite(hq)
-        everyone, all_c = np.ones(self.P, dtype=bool), np.ones(C, dtype=bool)
+        no_split = ~split
+        all_c = np.ones(C, dtype=bool)
+        # (kind, headroom, extra need, which ore: None = any, True = heavy-rich, False = other,
+        # countries the plan applies to, the quota it plans for)
         plans = (
-            (FirmKind.MINER, self._state_headroom, np.zeros(C), everyone, ~split, pq),
-            (FirmKind.MINER, self._state_headroom, np.zeros(C), heavy_ore, split, hq),
-            (FirmKind.MINER, self._state_headroom, -hq, ~heavy_ore, split, pq),
-            (FirmKind.SEPARATOR, self._sep_headroom, imports, everyone, all_c, pq),
+            (FirmKind.MINER, self._state_headroom, np.zeros(C), None, no_split, pq),
+            (FirmKind.MINER, self._state_headroom, np.zeros(C), True, split, hq),
+            (FirmKind.MINER, self._state_headroom, -hq, False, split, pq),
+            (FirmKind.SEPARATOR, self._sep_headroom, imports, None, all_c, pq),
         )
-        for k, headroom, extra, rows_ok, country_ok, quota in plans:
-            of_kind = (kind == k) & rows_ok
-            for c in np.flatnonzero((headroom >= 0) & np.isfinite(pq) & country_ok):
-                in_c = of_kind & (f.country[pr] == c)
-                online = (f.capacity[pr] * f.active[pr])[in_c].sum()
+        on = None
+        total = pq.tolist()  # Python floats: the same float64 arithmetic, without numpy scalars
+        for k, headroom, extra, ore, country_ok, quota in plans:
+            room = headroom.tolist()
+            plan_t = quota.tolist()
+            for c in range(C):
+                if not (room[c] >= 0 and math.isfinite(total[c]) and country_ok[c]):
+                    continue
+                key = (k, c, ore, float(h_share[c]))
+                in_c = self._state_rows.get(key)
+                if in_c is None:  # a firm's kind, home country and ore basket are fixed
+                    in_c = (f.kind[pr] == k) & (f.country[pr] == c)
+                    if ore is not None:
+                        in_c &= (f.basket[pr][:, 2] >= h_share[c]) == ore
+                    self._state_rows[key] = in_c
+                if on is None:
+                    on = f.capacity[pr] * f.active[pr]
+                online = on[in_c].sum()
                 have = float(online + f.proj_size[pr][in_c].sum())
-                need = quota[c] + extra[c]
-                gap = need * (1.0 + headroom[c]) - have
+                need = plan_t[c] + float(extra[c])
+                gap = need * (1.0 + room[c]) - have
                 if gap <= 0.01 * need:
                     continue
                 ok = (
@@ -1130,8 +1217,7 @@ class RareEarthModel(mesa.Model):
         f, pr = self.firms, self.producers
         if not self.finance_pool.any():
             return np.zeros(self.P)
-        k = np.clip(f.kind[pr].astype(int), 0, len(KIND_CODES) - 1)
-        pool = self.finance_pool[f.country[pr], k]
+        pool = self.finance_pool[self._c_pr, self._kind_pool]
         size = np.where(
             f.prospect[pr], f.prospect_size[pr], self.fb.expansion_share * f.capacity[pr]
         )
@@ -1139,28 +1225,33 @@ class RareEarthModel(mesa.Model):
         return np.minimum(pool / capex, 0.8)
 
     def _start_project(self, rows: np.ndarray, size: np.ndarray) -> None:
-        f, fb = self.firms, self.fb
+        f = self.firms
         if rows.size == 0:
             return
-        kinds = np.minimum(f.kind[rows].astype(int), 3)
-        build = np.array([fb.build_months[k] for k in KIND_CODES])[kinds]
+        kinds = np.minimum(self._kind_n[rows], 3)
+        build = self._build_by_kind[kinds]
         build = np.where(f.build_months[rows] > 0, f.build_months[rows], build)
         mine_build = self._mine_build
         host = f.country[rows]
-        is_mine = (f.kind[rows] == FirmKind.MINER) & (mine_build[host] > 0)
+        is_mine = self._miner_n[rows] & (mine_build[host] > 0)
         build = np.where(is_mine & (f.build_months[rows] == 0), mine_build[host], build)
         extra, mult = self.tech_ban()
-        processing = (f.kind[rows] == FirmKind.SEPARATOR) | (f.kind[rows] == FirmKind.MAGNET_MAKER)
+        processing = self._processing_n[rows]
         permit = np.where(f.permitted[rows], 0.0, self.permit_months()[host])
         lead = permit + build + np.where(processing, extra[host], 0.0)
         capex = size * self._capex[rows] * np.where(processing, mult[host], 1.0)
-        # the host's finance pool pays up to 80% of capex, first come first served
-        for j, r in enumerate(rows if self.finance_pool.any() else ()):  # only with a pool
-            k = min(int(f.kind[r]), 3)
-            c = int(f.country[r])
-            paid = min(self.finance_pool[c, k], 0.8 * capex[j])
-            self.finance_pool[c, k] -= paid
-            f.cash[r] += paid
+        # the host's finance pool pays up to 80% of capex, first come first served (in row
+        # order, on Python floats: the same float64 arithmetic without numpy scalars; rows are
+        # distinct, so the cash top-ups can be added at once)
+        if self.finance_pool.any():
+            pool = self.finance_pool.tolist()
+            paid = []
+            for k, c, cost in zip(kinds.tolist(), host.tolist(), capex.tolist(), strict=True):
+                p = min(pool[c][k], 0.8 * cost)
+                pool[c][k] -= p
+                paid.append(p)
+            self.finance_pool[:] = pool
+            f.cash[rows] += paid
         f.proj_size[rows] = size
         f.proj_left[rows] = np.maximum(lead, 1).astype(np.int32)
         f.proj_capex_left[rows] = capex
@@ -1191,12 +1282,16 @@ class RareEarthModel(mesa.Model):
         (C, G) per element group, or (C, I) per traded item with ``per_item`` (magnets follow
         their NdPr or Dy/Tb content); (C, 1) when no country has a per-group offset.
         """
-        if not self._growth_offset.any():
-            return ((1.0 + self.growth) ** (month / 12.0))[:, None]
-        rate = self.growth[:, None] + self._growth_offset
-        if per_item:
-            rate = rate[:, self._good_of_item]
-        return (1.0 + rate) ** (month / 12.0)
+        base = self.__dict__.get("_growth_base")
+        if base is None:  # 1 + yearly rate: (C, 1), (C, G) and (C, I), fixed for the run
+            if not self._growth_offset.any():
+                one = (1.0 + self.growth)[:, None]
+                base = (one, one)
+            else:
+                rate = self.growth[:, None] + self._growth_offset
+                base = (1.0 + rate, 1.0 + rate[:, self._good_of_item])
+            self._growth_base = base
+        return base[per_item] ** (month / 12.0)
 
     @staticmethod
     def _intensity_good(i: int) -> int:
@@ -1242,7 +1337,7 @@ class RareEarthModel(mesa.Model):
         ox_plan = self._sales_plan(
             f.exp_sales[pr, 3:6],
             stock[:, 3:6],
-            np.broadcast_to(monthly[:, None], (self.P, 3)),
+            monthly[:, None],  # broadcasts against the (P, 3) plan (np.broadcast_to costs 15 us)
             probe=monthly[:, None] * f.basket[pr],
         )
         inp = ox_plan / self.mk.separation_yield
@@ -1268,7 +1363,10 @@ class RareEarthModel(mesa.Model):
         # small tables as Python floats for the scalar loop below (the same float64 arithmetic)
         fill, price, p0 = self.fill.tolist(), self.price.tolist(), self.p0.tolist()
         target_l, use_l = target_t.tolist(), use_g.tolist()
-        thresholds = [cp.stockpile_release_fill for cp in self.scenario.countries]
+        thresholds = self.__dict__.get("_release_fill")
+        if thresholds is None:  # fixed for the run
+            thresholds = [cp.stockpile_release_fill for cp in self.scenario.countries]
+            self._release_fill = thresholds
         buy_share = self.mk.stockpile_buy_share
         for s in range(C):
             st = self.states[s]
@@ -1339,43 +1437,42 @@ class RareEarthModel(mesa.Model):
         unmet = stacked(clearings, "unmet")
         unsold = stacked(clearings, "unsold")
         z = (unmet - np.maximum(unsold - reserve.T, 0.0)) / (demand.T + supply.T + 1e-9)
-        step = np.clip(
-            mk.price_adjust_speed * z, -0.5 * mk.max_monthly_log_change, mk.max_monthly_log_change
+        # np.clip without its wrapper (about 5 us): the same values
+        step = np.minimum(
+            np.maximum(mk.price_adjust_speed * z, -0.5 * mk.max_monthly_log_change),
+            mk.max_monthly_log_change,
         )
-        floor = mk.price_floor_share * self.p0[:, None]
+        floor = self._price_floor
         flows = stacked(clearings, "flows")
         spare = stacked(clearings, "spare_exports")
         binding = stacked(clearings, "quota_binding")
         _quota, access, _leaky, tax = rules
 
-        def link(items, logp):
-            ix = list(items)
-            return arbitrage_items(
-                logp,
-                flows[ix],
-                spare[ix],
-                supply.T[ix],
-                binding[ix],
-                access[ix],
-                tax[ix],
-                mk.arbitrage_strength,
-            )
+        # the open routes of every item, built once; each pass pulls its own items' prices
+        links = arbitrage_links(flows, spare, supply.T, binding, access, tax)
+
+        def link(ix, logp):  # ix: a slice or a list of items
+            return arbitrage_pull(logp, tuple(a[ix] for a in links), mk.arbitrage_strength)
 
         new = np.empty_like(self.price)
-        ox = list(OXIDE)
+        # the oxide and concentrate rows are contiguous: slices (views) instead of index lists
+        ox, cn = slice(OXIDE[0], OXIDE[-1] + 1), slice(CONC[0], CONC[-1] + 1)
         logp = np.log(np.maximum(self.price[ox], floor[ox])) + step[ox]
         new[ox] = np.maximum(np.exp(link(ox, logp)), floor[ox])
         # concentrate and magnets: a cost-linked anchor times a scarcity premium that moves with
         # the item's own excess demand and fades; concentrate never costs more than its oxide
         anchors = np.log(np.maximum(self._anchors(new), 1e-9))
-        der = [*CONC, MAG_STD, MAG_HT]
-        decay = np.full(len(der), mk.premium_decay)
-        if mk.concentrate_premium_decay >= 0:  # concentrate's own decay (payables, 7.7)
-            decay[: len(CONC)] = mk.concentrate_premium_decay
-        self.premium[der] = (self.premium[der] + step[der]) * (1.0 - decay[:, None])
+        der = _DERIVED  # an index array: indexing with it skips converting a list each time
+        keep = self.__dict__.get("_premium_keep")
+        if keep is None:  # 1 - decay per derived item, fixed for the run
+            decay = np.full(len(der), mk.premium_decay)
+            if mk.concentrate_premium_decay >= 0:  # concentrate's own decay (payables, 7.7)
+                decay[: len(CONC)] = mk.concentrate_premium_decay
+            keep = self._premium_keep = (1.0 - decay[:, None]).copy()
+        self.premium[der] = (self.premium[der] + step[der]) * keep
         conc_cap = np.log(np.maximum(mk.separation_yield * new[ox], 1e-9))
-        capped = np.minimum(anchors[list(CONC)] + self.premium[list(CONC)], conc_cap)
-        self.premium[list(CONC)] = capped - anchors[list(CONC)]
+        capped = np.minimum(anchors[cn] + self.premium[cn], conc_cap)
+        self.premium[cn] = capped - anchors[cn]
         logp = anchors[der] + self.premium[der]
         logp = link(der, logp)
         logp[: len(CONC)] = np.minimum(logp[: len(CONC)], conc_cap)
@@ -1391,32 +1488,38 @@ class RareEarthModel(mesa.Model):
         cost of their oxide plus the price-setter's conversion cost, times the start markup.
         Both are calibrated so that, at start prices, anchor = start price.
         """
-        mk = self.mk
+        # all concentrates and both magnet grades at once (the same products and sums per row)
+        conc_k, nd_k, hv_k = self._anchor_coef
         out = np.zeros_like(price)
-        for g, i in enumerate(CONC):
-            out[i] = self._payable[g] * mk.separation_yield * price[OXIDE[g]]
-        for j, i in enumerate((MAG_STD, MAG_HT)):
-            grade = ("ndpr_magnet", "heavy_magnet")[j]
-            oxide = (
-                mk.magnet_ndpr_t_per_t[grade] * price[4] + mk.magnet_heavy_t_per_t[grade] * price[5]
-            )
-            out[i] = (oxide + self._conversion) * self._magnet_markup[j]
-        return np.maximum(out, mk.price_floor_share * self.p0[:, None])
+        out[CONC[0] : CONC[-1] + 1] = conc_k * price[OXIDE[0] : OXIDE[-1] + 1]
+        oxide = nd_k * price[4] + hv_k * price[5]
+        out[MAG_STD : MAG_HT + 1] = (oxide + self._conversion) * self._magnet_markup[:, None]
+        return np.maximum(out, self._price_floor)
 
-    def _contracts_for(
-        self, i: int, offers: np.ndarray, offtake: list | None = None
-    ) -> tuple[Contracts, np.ndarray]:
-        if offtake is None:
-            offtake = self.policy.of_type("offtake")
-        ms = [m for m in offtake if m.params["_item"] == i]
-        if not ms:
-            return Contracts.empty(), np.zeros(0, dtype=int)
-        seller = np.array([m.params["_country"] for m in ms])
-        buyer = np.array([COUNTRIES.index(m.params["buyer"]) for m in ms])
-        firm = np.array([m.params["_firm"] for m in ms])
-        t = np.array([m.params["t_per_year"] / 12.0 for m in ms])
+    def _offtake_terms(self) -> dict[int, tuple]:
+        """Offtake contracts in force by item: (seller, buyer, firm, t a month, price) arrays."""
+        by_item: dict[int, list] = {}  # in order of the measures
+        for m in self.policy.of_type("offtake"):
+            by_item.setdefault(m.params["_item"], []).append(m)
+        out = {}
+        for i, ms in by_item.items():
+            arrays = (
+                np.array([m.params["_country"] for m in ms]),
+                np.array([COUNTRIES.index(m.params["buyer"]) for m in ms]),
+                np.array([m.params["_firm"] for m in ms]),
+                np.array([m.params["t_per_year"] / 12.0 for m in ms]),
+                np.array([m.params["price_usd_per_kg"] for m in ms]),
+            )
+            for a in arrays:
+                a.flags.writeable = False
+            out[i] = arrays
+        return out
+
+    @staticmethod
+    def _contracts_of(terms: tuple, offers: np.ndarray) -> tuple[Contracts, np.ndarray]:
+        """An item's contracts this month: a named seller firm delivers at most what it offers."""
+        seller, buyer, firm, t, price = terms
         t = np.where(firm >= 0, np.minimum(t, offers[np.maximum(firm, 0)]), t)
-        price = np.array([m.params["price_usd_per_kg"] for m in ms])
         return Contracts(seller, buyer, t, price), firm
 
     def _clear_markets(self, orders: dict) -> dict:
@@ -1430,11 +1533,9 @@ class RareEarthModel(mesa.Model):
         rule_arrays = self.policy.rule_arrays(self.month, np.maximum(demand - supply, 0.0))
         quota_t, access, leaky, tax = rule_arrays
         reserve = self._seller_reserve()
-        by_item: dict[int, list] = {}  # offtake contracts in force, by item (in order)
-        for m in self.policy.of_type("offtake"):
-            by_item.setdefault(m.params["_item"], []).append(m)
+        terms = self.policy.memo("offtake_terms", self._offtake_terms)  # fixed while in force
         contract_firms = [
-            self._contracts_for(i, offers[:, i], by_item[i]) if i in by_item else _NO_CONTRACTS
+            self._contracts_of(terms[i], offers[:, i]) if i in terms else _NO_CONTRACTS
             for i in range(I)
         ]
         clearings: list[Clearing] = clear_items(
@@ -1550,12 +1651,14 @@ class RareEarthModel(mesa.Model):
                 income = sold_rel * per_t[:, i]
                 # the income is the owners' (a joint stockpile may sell in a partner's market)
                 revenue += self._charge_release(orders, g, sold_rel, income)
-            if buy_any[i]:
-                buy = orders["buy"][:, i]
-                for st_i in buy.nonzero()[0]:  # state stockpile purchases
-                    q = buy[st_i] * fill[st_i, i]
-                    self.states[st_i].stockpile_t[g] += q
-                    self.states[st_i].budget_usd -= q * cost_t[st_i, i]
+            if buy_any[i]:  # state stockpile purchases (Python floats: the same arithmetic)
+                buy = orders["buy"][:, i].tolist()
+                fill_i, cost_i = fill[:, i].tolist(), cost_t[:, i].tolist()
+                for st_i in range(C):
+                    if buy[st_i]:
+                        q = buy[st_i] * fill_i[st_i]
+                        self.states[st_i].stockpile_t[g] += q
+                        self.states[st_i].budget_usd -= q * cost_i[st_i]
             if tax_any[i]:
                 for x in cl.tax_got.nonzero()[0]:
                     self.states[x].budget_usd += cl.tax_got[x]
@@ -1632,7 +1735,13 @@ class RareEarthModel(mesa.Model):
         recycler = self._pr_rec
         production = self.by_country(plan["out"] * ~recycler[:, None], pr)
         rec_cg = self.by_country(plan["recycled"][:, None] * f.basket[pr] * recycler[:, None], pr)
-        restriction = self._restriction_of(market["rule_arrays"][1])
+        access = market["rule_arrays"][1]
+        cached = self.__dict__.get("_restriction_cache")  # (access, restriction)
+        if cached is None or cached[0] is not access:  # access is shared while rules stand
+            restriction = self._restriction_of(access)
+            restriction.flags.writeable = False  # kept in restr_hist and MonthFlows
+            cached = self._restriction_cache = (access, restriction)
+        restriction = cached[1]
         self.lost_hist.append(lost_cs.sum(axis=1))
         self.restr_hist.append(restriction)
         self.flows = MonthFlows(
@@ -1758,8 +1867,7 @@ class RareEarthModel(mesa.Model):
             value[floor] += gain * f.basket[floor, g]
         sub = self.recycling_subsidy()
         if sub.any():
-            rec = np.flatnonzero(self._pr_rec)
-            value[rec] += sub[f.country[rec]]
+            value[self._pr_rec_rows] += sub[self._pr_rec_country]
         _extra, mult = self.tech_ban()
         key = mult.tobytes()
         if getattr(self, "_capital_key", None) != key:  # the capital charge, per kg of output
@@ -1786,7 +1894,7 @@ class RareEarthModel(mesa.Model):
         self._risk_version += 1
         restr = flows.restriction.copy()  # (exporter, target)
         binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
-        restr = np.maximum(restr, 0.5 * binding[:, None] * (1 - np.eye(C)))
+        restr = np.maximum(restr, 0.5 * binding[:, None] * self._off_c)
         coercers = np.zeros(C)
         for d in self.policy.active_disputes():
             if restr[d.coercer].max() > 0:
@@ -1870,7 +1978,7 @@ class RareEarthModel(mesa.Model):
         bought = fl.sum(axis=1)  # (I, buyer)
         # concentrate each country imported (t/yr), a 12-month moving mean: a separation plan
         conc = fl[0:3].sum(axis=0)  # (exporter, buyer)
-        imp = 12.0 * (conc.sum(axis=0) - np.diag(conc))
+        imp = 12.0 * (conc.sum(axis=0) - conc.diagonal())
         first = np.isnan(self._conc_imports)
         self._conc_imports = np.where(
             first, imp, self._conc_imports + (imp - self._conc_imports) / 12.0
@@ -1917,9 +2025,9 @@ class RareEarthModel(mesa.Model):
         out = self.industry_output(c) / 4.0
         if out <= 0 or not self.lost_hist:
             return 0.0
-        months = zip(self.lost_hist[-3:], self.restr_hist[-3:], strict=True)
         if coercer is None:
-            return float(sum(h[c] for h, _ in months) / out)
+            return float(sum(h[c] for h in self.lost_hist[-3:]) / out)
+        months = zip(self.lost_hist[-3:], self.restr_hist[-3:], strict=True)
         return float(sum(h[c] for h, r in months if r[coercer, c] > 0) / out)
 
     def resolve(self, c: int) -> float:
@@ -1952,7 +2060,7 @@ class RareEarthModel(mesa.Model):
         for d in self.policy.disputes.values():
             if d.conceded_month == self.month:
                 political += 1.0 if d.coercer == c else (-1.0 if d.target == c else 0.0)
-        spent_before = getattr(self, "_spent_before", np.zeros(C))[c]
+        spent_before = self._spent_before[c] if hasattr(self, "_spent_before") else 0.0
         budget = -(self.states[c].spent_usd - spent_before) / out
         return (
             w["revenue"] * revenue

@@ -55,8 +55,13 @@ def world_price(model, clearings) -> np.ndarray:
     p = model.price
     num = (p * w).sum(axis=1)
     den = w.sum(axis=1)
-    fallback = p[:, _NOT_CHINA].mean(axis=1)
-    return np.where(den > 0, num / np.where(den > 0, den, 1.0), fallback)
+    bought = den > 0
+    if bought.all():  # the usual case: no fallback needed (np.where would pick num / den)
+        return num / den
+    # the unweighted mean where nothing was bought (sum / count: what ndarray.mean computes,
+    # without its wrapper's overhead)
+    fallback = p[:, _NOT_CHINA].sum(axis=1) / _NOT_CHINA.size
+    return np.where(bought, num / np.where(bought, den, 1.0), fallback)
 
 
 def record_month(model, rec: Recorder, month: int) -> None:
@@ -80,7 +85,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     dims = _DIMS_CI
     rec.add(month, "production_t", flows.production.ravel(), **dims)
     trade = stacked(cls, "flows").copy()  # (I, C, C), domestic sales set to 0 below
-    trade[:, _CTRY, _CTRY] = 0.0
+    trade.reshape(I, C * C)[:, :: C + 1] = 0.0  # the diagonals, through a strided view
     leaked = stacked(cls, "leaked")
     exports = np.ascontiguousarray(trade.sum(axis=2).T)  # (C, I)
     imports = np.ascontiguousarray(trade.sum(axis=1).T)
@@ -96,8 +101,8 @@ def record_month(model, rec: Recorder, month: int) -> None:
         good=_IDX_ITEM_GOOD[ii],
         stage=_IDX_ITEM_STAGE[ii],
     )
-    ii, xx, yy = np.nonzero(leaked > 1e-9)
-    if ii.size:
+    ii, xx, yy = np.nonzero(leaked > 1e-9) if leaked.any() else ((),) * 3
+    if len(ii):
         rec.add(
             month,
             "leaked_t",
@@ -119,9 +124,11 @@ def record_month(model, rec: Recorder, month: int) -> None:
     # China's share of world output by stage (mining, separation, magnets)
     prod = flows.production
     shares = []
-    for stage_items in ((0, 1, 2), (3, 4, 5), (6, 7)):
-        tot = prod[:, stage_items].sum()
-        shares.append(prod[CHINA, stage_items].sum() / tot if tot > 0 else np.nan)
+    for a, b in ((0, 3), (3, 6), (6, 8)):
+        # indexing with a list of columns gave an F-ordered copy, summed in memory order: the
+        # transposed C copy holds the same order, so the sum is the same bit for bit
+        tot = prod[:, a:b].T.copy().sum()
+        shares.append(prod[CHINA, a:b].sum() / tot if tot > 0 else np.nan)
     rec.add(month, "china_share", shares, country=CHINA, stage=[0, 1, 2])
     # each country's dependence on China: share of its concentrate+oxide imports (t REO)
     imp = imports[:, 0:6].sum(axis=1)
@@ -141,8 +148,10 @@ def record_month(model, rec: Recorder, month: int) -> None:
     pile = np.array([st.stockpile_t for st in model.states])
     rec.add(month, "stockpile_t", pile.ravel(), **cg)
     # capacity online, under construction and idle by country and stage (3 = recycling)
-    stage_of = f.kind[pr].astype(int)  # producers: 0 mine, 1 separate, 2 magnet, 3 recycle
-    key = f.country[pr].astype(int) * 4 + stage_of
+    # producers' home country x 4 + stage (0 mine, 1 separate, 2 magnet, 3 recycle): fixed
+    key = model.__dict__.get("_capacity_key")
+    if key is None:
+        key = model._capacity_key = f.country[pr].astype(int) * 4 + f.kind[pr].astype(int)
     cap = f.capacity[pr] * f.active[pr]
     online = np.bincount(key, weights=cap, minlength=4 * C)
     building = np.bincount(key, weights=f.proj_size[pr], minlength=4 * C)

@@ -67,6 +67,32 @@ class PolicyState:
         self.measures: dict[str, Measure] = {}
         self.disputes: dict[str, Dispute] = {}
         self.log: list[tuple[int, str, str]] = []  # (month, origin, text)
+        # bumped whenever the measures in force change (add, remove, expire): read-outs that
+        # depend only on them are built once per version (see memo) instead of every month
+        self.version = 0
+        self._memo: dict = {}
+        self._memo_version = 0
+
+    def memo(self, key, build):
+        """``build()``, kept until the measures in force change (read-only arrays inside).
+
+        The model asks for the same read-outs of the measures (stockpile targets, permits,
+        subsidies...) several times a month and they change only when a measure starts or
+        ends. ``key`` names the read-out (add the month if it depends on it). Arrays in the
+        value are made read-only so that a caller cannot change the shared copy.
+        """
+        if self._memo_version != self.version:
+            self._memo.clear()
+            self._memo_version = self.version
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = build()
+            for a in value if isinstance(value, tuple) else (value,):
+                if isinstance(a, np.ndarray):
+                    a.flags.writeable = False
+            self._memo[key] = value
+            return value
 
     def add(self, m: Measure) -> None:
         """Put a measure in force (replacing one with the same id)."""
@@ -79,14 +105,18 @@ class PolicyState:
         elif m.type in ("embargo", "licensing"):
             m.mask = item_mask(m.params.get("goods"), m.params.get("stages"))
         self.measures[m.id] = m
+        self.version += 1
 
     def remove(self, mid: str) -> Measure | None:
         """Take a measure out of force."""
+        self.version += 1
         return self.measures.pop(mid, None)
 
-    def of_type(self, *types: str) -> list[Measure]:
+    def of_type(self, *types: str) -> tuple[Measure, ...]:
         """Measures in force of the given types, in insertion order."""
-        return [m for m in self.measures.values() if m.type in types]
+        return self.memo(
+            ("of_type", types), lambda: tuple(m for m in self.measures.values() if m.type in types)
+        )
 
     def expire(self, month: int) -> list[Measure]:
         """Remove measures whose end has passed (and close dated disputes); return them."""
@@ -97,6 +127,8 @@ class PolicyState:
         gone = [m for m in self.measures.values() if m.end is not None and m.end < month]
         for m in gone:
             del self.measures[m.id]
+        if gone:
+            self.version += 1
         return gone
 
     def rules(self, month: int, import_demand: np.ndarray) -> list[Rules]:
@@ -116,12 +148,10 @@ class PolicyState:
         """The rules of :meth:`rules` stacked over items.
 
         Returns:
-            quota (I, C), access (I, C, C), leaky (I, C, C) and tax (I, C).
+            quota (I, C), access (I, C, C), leaky (I, C, C) and tax (I, C); the last three are
+            read-only and shared between months while the measures stay the same.
         """
         quota = np.full((I, C), np.inf)
-        access = np.ones((I, C, C))
-        leaky = np.zeros((I, C, C), dtype=bool)
-        tax = np.zeros((I, C))
         for m in self.of_type("export_quota"):
             x = COUNTRIES.index(m.params["exporter"])
             others = np.ones(C, dtype=bool)
@@ -131,6 +161,19 @@ class PolicyState:
             share = want / tot if tot > 0 else m.mask / max(m.mask.sum(), 1)
             q = m.params["t_per_year"] / 12.0 * share
             quota[:, x] = np.where(m.mask, np.minimum(quota[:, x], q), quota[:, x])
+        # access, leakage and taxes do not depend on demand, and on the month only through
+        # which licences are still in their delay: kept until that or the measures change
+        delayed = tuple(
+            month - m.start < m.params.get("delay_months", 0) for m in self.of_type("licensing")
+        )
+        access, leaky, tax = self.memo(("access", delayed), lambda: self._access_rules(month))
+        return quota, access, leaky, tax
+
+    def _access_rules(self, month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Access (I, C, C), leakage (I, C, C) and export tax (I, C) of the measures in force."""
+        access = np.ones((I, C, C))
+        leaky = np.zeros((I, C, C), dtype=bool)
+        tax = np.zeros((I, C))
         for m in self.of_type("embargo"):
             x = COUNTRIES.index(m.params["exporter"])
             y = COUNTRIES.index(m.params["target"])
@@ -148,10 +191,13 @@ class PolicyState:
         for m in self.of_type("export_tax"):
             x = COUNTRIES.index(m.params["exporter"])
             tax[m.mask, x] = np.maximum(tax[m.mask, x], m.params["rate"])
-        return quota, access, leaky, tax
+        return access, leaky, tax
 
     def quota_t_per_year(self) -> np.ndarray:
-        """(C,) export quota in force per exporter in t/yr (NaN where none)."""
+        """(C,) export quota in force per exporter in t/yr (NaN where none; read-only)."""
+        return self.memo("export_quota", self._quota_t_per_year)
+
+    def _quota_t_per_year(self) -> np.ndarray:
         out = np.full(C, np.nan)
         for m in self.of_type("export_quota"):
             x = COUNTRIES.index(m.params["exporter"])
@@ -163,7 +209,11 @@ class PolicyState:
 
         A quota with ``growth_per_year`` grows from its start month: ``t_per_year`` times
         ``(1 + growth) ** (months since start / 12)`` (``month`` is the current month index).
+        Read-only; kept per month until the measures change (the model asks twice a month).
         """
+        return self.memo(("production_quota", month), lambda: self._production_quota(month))
+
+    def _production_quota(self, month: int | None) -> np.ndarray:
         out = np.full(C, np.inf)
         for m in self.of_type("production_quota"):
             c = COUNTRIES.index(m.params["country"])

@@ -83,7 +83,10 @@ class Recorder:
 
         Blocks are only stored here; columns are built once, vectorised, in :meth:`frame`.
         """
-        v = np.asarray(values, dtype=float).reshape(-1)
+        if type(values) is np.ndarray and values.dtype == np.float64 and values.ndim == 1:
+            v = values  # what asarray and reshape would give (the same data), without the calls
+        else:
+            v = np.asarray(values, dtype=float).reshape(-1)
         self._blocks.append(
             (month, _VAR_CODE[variable], (country, partner, good, stage, segment, sector), v)
         )

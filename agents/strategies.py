@@ -147,9 +147,10 @@ class RuleStrategy(Strategy):
                         "approval_rate": max(p.rule_approval_rate, 0.5),
                     }
                 )
-        top = int(np.argmax(obs.import_share_from)) if obs.import_share_from.sum() > 0 else 0
+        # array methods rather than np.argmax / np.min (their wrappers cost more than the work)
+        top = int(obs.import_share_from.argmax()) if obs.import_share_from.sum() > 0 else 0
         threatened = (
-            obs.risk_of[top] >= p.rule_risk_trigger or float(np.min(obs.fill)) < RULE_SHORTAGE_FILL
+            obs.risk_of[top] >= p.rule_risk_trigger or float(obs.fill.min()) < RULE_SHORTAGE_FILL
         )
         if threatened and obs.budget_usd > 0:
             if obs.stockpile_target_days < p.rule_stockpile_days:

@@ -186,3 +186,57 @@ def test_every_builtin_runs_24_months(name):
         assert len(model.dates) == 24 and model.dates[0] == scn.start
         assert np.isfinite(model.price).all() and (model.price > 0).all()
         assert (model.firms.stock >= 0).all()
+
+
+# ----------------------------------------------------------------------------- cached read-outs
+
+
+def test_policy_read_outs_follow_measures_as_they_start_and_end():
+    """Read-outs kept between months (PolicyState.memo) change the moment a measure does."""
+    model = RareEarthModel(load_scenario("default", months=12, firms=150, seed=3))
+    model.step()
+    jp = model.scenario.countries.index(model.scenario.country("Japan"))
+    before = float(model.stockpile_target_days()[jp])
+    model.apply_action(
+        {"type": "stockpile", "id": "t-pile", "country": "Japan", "target_days": before + 100},
+        "test",
+    )
+    assert model.stockpile_target_days()[jp] == before + 100
+    model.apply_action({"type": "lift", "id": "t-pile"}, "test")
+    assert model.stockpile_target_days()[jp] == before
+    with pytest.raises(ValueError):  # the shared copy is read-only
+        model.stockpile_target_days()[jp] = 0.0
+
+
+def test_licence_delay_and_embargo_reach_the_export_rules_when_they_change():
+    model = RareEarthModel(load_scenario("default", months=12, firms=150, seed=3))
+    model.step()
+    cn, jp, us = (
+        model.scenario.countries.index(model.scenario.country(n))
+        for n in ("China", "Japan", "United States")
+    )
+    demand = np.zeros((8, 8))
+    open_access = model.policy.rule_arrays(model.month, demand)[1]
+    model.apply_action(
+        {
+            "type": "licensing",
+            "id": "t-lic",
+            "exporter": "China",
+            "target": "Japan",
+            "approval_rate": 0.5,
+            "delay_months": 2,
+        },
+        "test",
+    )
+    m0 = model.month
+    assert model.policy.rule_arrays(m0, demand)[1][:, cn, jp].max() == 0.0  # in its delay
+    assert model.policy.rule_arrays(m0 + 2, demand)[1][:, cn, jp].max() == 0.5  # then approved
+    assert model.policy.rule_arrays(m0, demand)[1][:, cn, jp].max() == 0.0  # and back
+    model.apply_action(
+        {"type": "embargo", "id": "t-emb", "exporter": "China", "target": "United States"}, "test"
+    )
+    _q, access, leaky, _t = model.policy.rule_arrays(m0 + 2, demand)
+    assert leaky[:, cn, us].all() and not leaky[:, cn, jp].any()
+    model.apply_action({"type": "lift", "id": "t-lic"}, "test")
+    model.apply_action({"type": "lift", "id": "t-emb"}, "test")
+    assert np.array_equal(model.policy.rule_arrays(m0 + 2, demand)[1], open_access)
