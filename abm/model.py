@@ -526,7 +526,8 @@ class RareEarthModel(mesa.Model):
         """T of NdPr and Dy/Tb oxide per t of magnet, per firm (by its grade mix)."""
         # grade mixes are fixed, so the producers' recipe is built once, unless Dy/Tb thrifting
         # acts on the recipe (it then follows each country's Dy/Tb intensity month by month)
-        if rows == self.__dict__.get("producers") and not self.fb.heavy_thrift_in_magnets:
+        thrift = self.fb.heavy_thrift_in_magnets
+        if not thrift and isinstance(rows, slice) and rows == self.__dict__.get("producers"):
             cached = self.__dict__.get("_recipe_pr")
             if cached is None:
                 cached = self._recipe_pr = self._magnet_recipe_of(rows)
