@@ -1860,7 +1860,11 @@ class RareEarthModel(mesa.Model):
         price = self.exp_price
         if first or not hasattr(self, "_value_coef"):  # baskets and grade mixes are fixed
             self._value_coef = value_coefficients(f, mk)
-        value = output_value_usd_per_kg(f, price, mk, self._value_coef)
+        coef = self._value_coef
+        if fb.heavy_thrift_in_magnets:  # a magnet's Dy/Tb follows its maker's country's intensity
+            coef = coef.copy()
+            coef[self._pr_mag, OXIDE[2]] = -self._magnet_recipe(pr)[1][self._pr_mag]
+        value = output_value_usd_per_kg(f, price, mk, coef)
         floor = (f.price_floor > 0).nonzero()[0]
         if floor.size:  # a guaranteed price tops up the covered oxide's value
             g = f.price_floor_good[floor].astype(np.intp)

@@ -244,3 +244,24 @@ def test_heavy_thrift_in_magnets_cuts_the_recipe_not_the_magnets():
     mj_items = np.arange(len(model._good_of_item))[model._mj]
     assert model._mj_good[mj_items == MAG_HT][0] == ndpr
     assert off._mj_good[mj_items == MAG_HT][0] == heavy
+
+
+def test_heavy_thrift_raises_magnet_makers_value_added_as_dy_tb_intensity_falls():
+    """With Dy/Tb thrifting in the recipe, a magnet maker's margin counts the Dy/Tb it now needs
+    (less as its country's intensity falls), not the start recipe's; without it, it cannot move."""
+    heavy = GOODS.index("heavy")
+    for switch, should_rise in (("true", True), ("false", False)):
+        scn = load_scenario(
+            "history-2010", [f"firm_behaviour.heavy_thrift_in_magnets={switch}"], firms=150
+        )
+        model = RareEarthModel(scn, seed=SEED)
+        mag = model._pr_mag
+        margins = []
+        for level in (1.0, 0.5):
+            model.intensity_c[:, heavy] = level
+            model._refresh_expectations()
+            margins.append(model._op_margin[model.producers][mag].copy())
+        if should_rise:
+            assert (margins[1] > margins[0]).all()
+        else:
+            assert np.array_equal(margins[1], margins[0])
