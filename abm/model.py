@@ -1899,7 +1899,7 @@ class RareEarthModel(mesa.Model):
         self._risk_version += 1
         restr = flows.restriction.copy()  # (exporter, target)
         binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
-        restr = np.maximum(restr, 0.5 * binding[:, None] * self._off_c)
+        restr = np.maximum(restr, fb.binding_quota_risk * binding[:, None] * self._off_c)
         coercers = np.zeros(C)
         for d in self.policy.active_disputes():
             if restr[d.coercer].max() > 0:

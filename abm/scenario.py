@@ -108,6 +108,9 @@ class FirmParams:
     risk_spillover: float = _f(0.35, 0.0, 1.0, "share of a shock to others felt as own risk")
     risk_shock: float = _f(0.8, 0.0, 1.0, "risk added by a month of restriction suffered")
     reputation_weight: float = _f(0.25, 0.0, 1.0, "risk of a coercer raised for all buyers")
+    binding_quota_risk: float = _f(
+        0.5, 0.0, 1.0, "restriction felt on every route out of a country whose export quota binds"
+    )
     inventory_base_months: float = _f(2.0, 0.0, 24.0, "months of use")
     inventory_risk_months: float = _f(12.0, 0.0, 36.0, "extra months of use at risk 1")
     inventory_adjust_months: float = _f(4.0, 1.0, 36.0, "months to close an inventory gap")
