@@ -1580,6 +1580,28 @@ class RareEarthModel(mesa.Model):
             + self.finance_pool.sum()
         )
 
+    def _consumed_content(self, made: np.ndarray) -> np.ndarray:
+        """(items manufacturers use, G) t REO per t of each item they use up this month.
+
+        The fixed content of each item, except that with Dy/Tb thrifting in the recipe a magnet
+        carries the Dy/Tb of the recipe it was made with: the world's magnet makers' Dy/Tb
+        intensity weighted by this month's magnet output (``made``, producers' output by item;
+        the vintage of magnets held in stock is not tracked).
+        """
+        mj = self._mj
+        content = self.reo_per_item[mj]
+        if not self.fb.heavy_thrift_in_magnets:
+            return content
+        mags = made[:, MAG_STD] + made[:, MAG_HT]
+        total = float(mags.sum())
+        if total <= 0:
+            return content
+        heavy = GOODS.index("heavy")
+        k = float(mags @ self.intensity_c[self.firms.country[self.producers], heavy]) / total
+        content = content.copy()
+        content[[MAG_STD - mj.start, MAG_HT - mj.start], heavy] *= k
+        return content
+
     def _settle(self, plan: dict, orders: dict, market: dict) -> None:
         f = self.firms
         pr, mf = self.producers, self.makers
@@ -1695,7 +1717,7 @@ class RareEarthModel(mesa.Model):
         # lost output: REO short (t) x US$ per kg x 1000, split by sector mix, per country
         short = need - use
         lost_cs = self.sum_makers_weighted(short @ self._reo_total[mj], self._lost_weight)
-        cons_cg = self.sum_makers(use) @ self.reo_per_item[mj]
+        cons_cg = self.sum_makers(use) @ self._consumed_content(plan["out"])
 
         # miners dump co-products they cannot sell beyond the holding limit (tailings)
         lim = plan["hold_limit"]

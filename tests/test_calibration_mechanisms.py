@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from abm.constants import CHINA, GOODS, MAG_HT, OXIDE, FirmKind
+from abm.constants import CHINA, GOODS, MAG_HT, MAG_STD, OXIDE, FirmKind
 from abm.model import RareEarthModel
 from abm.scenario import load_scenario
 
@@ -265,3 +265,30 @@ def test_heavy_thrift_raises_magnet_makers_value_added_as_dy_tb_intensity_falls(
             assert (margins[1] > margins[0]).all()
         else:
             assert np.array_equal(margins[1], margins[0])
+
+
+def test_recorded_consumption_counts_the_dy_tb_of_thrifted_magnets():
+    """With Dy/Tb thrifting in the recipe, the Dy/Tb recorded as used up in magnets follows the
+    makers' intensity (output-weighted); oxides and NdPr keep their content; without it, nothing
+    moves."""
+    heavy = GOODS.index("heavy")
+    for switch in ("true", "false"):
+        scn = load_scenario(
+            "history-2010", [f"firm_behaviour.heavy_thrift_in_magnets={switch}"], firms=150
+        )
+        model = RareEarthModel(scn, seed=SEED)
+        start = model.reo_per_item[model._mj]
+        made = np.zeros((model.P, len(model._good_of_item)))
+        made[model._pr_mag, MAG_HT] = 1.0
+        model.intensity_c[:, heavy] = 0.6
+        content = model._consumed_content(made)
+        rows = np.arange(len(model._good_of_item))[model._mj]
+        mag = np.isin(rows, [MAG_STD, MAG_HT])  # the two magnet grades
+        if switch == "true":
+            assert np.allclose(content[mag, heavy], 0.6 * start[mag, heavy], rtol=1e-12)
+            assert (start[mag, heavy] > 0).all()
+        else:
+            assert np.array_equal(content[mag, heavy], start[mag, heavy])
+        keep = np.ones_like(content, dtype=bool)
+        keep[mag, heavy] = False
+        assert np.array_equal(content[keep], start[keep])
