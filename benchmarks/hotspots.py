@@ -57,19 +57,28 @@ def _rows(stats: pstats.Stats, sort_index: int, top: int, total: float) -> list[
     return rows
 
 
-def profile_model(n: int = 10_000, months: int = 12, top: int = 15) -> dict:
-    """Profile ``months`` calls of ``model.step()`` at ``n`` firms (start-up not profiled)."""
+def _step_under(start, stop, n: int, months: int) -> None:
+    """Build the default scenario at ``n`` firms (not profiled), then step ``months`` months
+    between ``start()`` and ``stop()`` of a profiler; the model's agent ids are released after."""
     import mesa
 
-    model = _model(n, months)
-    profiler = cProfile.Profile()
+    from abm.model import RareEarthModel
+    from abm.scenario import load_scenario
+
+    model = RareEarthModel(load_scenario("default", firms=n, months=months))
     try:
-        profiler.enable()
+        start()
         for _ in range(months):
             model.step()
-        profiler.disable()
+        stop()
     finally:
         mesa.Agent._ids.pop(model, None)
+
+
+def profile_model(n: int = 10_000, months: int = 12, top: int = 15) -> dict:
+    """Profile ``months`` calls of ``model.step()`` at ``n`` firms (start-up not profiled)."""
+    profiler = cProfile.Profile()
+    _step_under(profiler.enable, profiler.disable, n, months)
     stats = pstats.Stats(profiler)
     total = stats.total_tt
     return {
@@ -103,13 +112,6 @@ def format_profile(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _model(n: int, months: int):
-    from abm.model import RareEarthModel
-    from abm.scenario import load_scenario
-
-    return RareEarthModel(load_scenario("default", firms=n, months=months))
-
-
 def sample_model(
     n: int = 10_000,
     months: int = 24,
@@ -121,18 +123,10 @@ def sample_model(
 
     Raises ImportError when pyinstrument is not installed (it is the optional ``profile`` extra).
     """
-    import mesa
     from pyinstrument import Profiler
 
-    model = _model(n, months)
     profiler = Profiler(interval=interval)
-    try:
-        profiler.start()
-        for _ in range(months):
-            model.step()
-        profiler.stop()
-    finally:
-        mesa.Agent._ids.pop(model, None)
+    _step_under(profiler.start, profiler.stop, n, months)
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
         tmp = html.with_name(html.name + ".tmp")
