@@ -44,6 +44,8 @@ from abm.constants import (
     G,
     I,
 )
+from abm.engine import kernels as engine_kernels
+from abm.engine import resolve as resolve_engine
 from abm.market import (
     KG_PER_T,
     Clearing,
@@ -197,9 +199,17 @@ class RareEarthModel(mesa.Model):
         scenario: a validated scenario.
         seed: random seed (defaults to the scenario's); seed 0 is a seed.
         run: label written in the ``run`` column (``scenario`` or ``counterfactual``).
+        engine: ``auto``, ``numpy`` or ``numba`` (see :mod:`abm.engine`; the same results on
+            each); None reads ``LANTHANIDE_ENGINE``.
     """
 
-    def __init__(self, scenario: Scenario, seed: int | None = None, run: str = "scenario"):
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int | None = None,
+        run: str = "scenario",
+        engine: str | None = None,
+    ):
         seed = scenario.seed if seed is None else int(seed)
         super().__init__(rng=seed)
         keep_freed_memory()
@@ -225,6 +235,9 @@ class RareEarthModel(mesa.Model):
         self.reo_per_item = self._reo_content()  # (I, G) t REO of each good per t of item
 
         self.firms, names = build_population(scenario, self.rng)
+        self.engine = resolve_engine(engine, self.firms.n)
+        # compiled kernels for the per-firm passes (None: numpy does them; the same results)
+        self._k = engine_kernels() if self.engine == "numba" else None
         self.firm_agents = [FirmAgent(self, r, nm) for r, nm in enumerate(names)]
         self.states = [StateAgent(self, c, cp) for c, cp in enumerate(scenario.countries)]
         self.policy = PolicyState()
@@ -1309,26 +1322,24 @@ class RareEarthModel(mesa.Model):
         mj = self._mj  # the items manufacturers use
         # need = monthly use x demand factor x intensity; the last two are per country
         per_c = factor[:, mj] * self.intensity_c[:, self._mj_good]
-        need = self._monthly_use * np.take(per_c, self._c_mf, axis=0)
         # each buyer's risk, weighted by where its country bought each item last month
         # (r_eff[c, i] = sum_x risk[c, x] * share[i, c, x]: per country, as risk is)
         r_eff = np.einsum("cx,icx->ci", self.risk_c, self.supplier_share)
-        # target = base + risk_months * sensitivity * r_eff; orders = max(need + gap, 0) where
-        # need > 0, gap = (target * need - stock) / adjust_months (in place)
-        gap = np.take(r_eff[:, mj] * fb.inventory_risk_months, self._c_mf, axis=0)
-        gap *= f.risk_sensitivity[mf, None]
-        gap += fb.inventory_base_months
-        gap *= need
-        # manufacturers' stock of those items, copied once into a contiguous array for this
-        # month's arithmetic (a column slice of the (N, I) array is strided and 4 times slower);
-        # settlement works on the copy and writes it back
-        stock_mf = np.ascontiguousarray(f.stock[mf, mj])
-        gap -= stock_mf
-        gap /= fb.inventory_adjust_months
-        gap += need
-        np.maximum(gap, 0.0, out=gap)
-        gap *= need > 0  # no order where nothing is needed (gap >= 0: the same as a where)
-        orders_mf = gap  # (M, items manufacturers use)
+        if self._k is not None:  # the same arithmetic, fused (abm.kernels.orders)
+            need, orders_mf, stock_mf = self._k.orders.manufacturer_orders(
+                self._monthly_use,
+                per_c,
+                r_eff[:, mj] * fb.inventory_risk_months,
+                self._c_mf,
+                f.risk_sensitivity[mf],
+                float(fb.inventory_base_months),
+                float(fb.inventory_adjust_months),
+                f.stock,
+                self.P,
+                mj.start,
+            )
+        else:
+            need, orders_mf, stock_mf = self._manufacturer_orders(per_c, r_eff)
         orders = np.zeros((self.P, I))  # producers' orders
         # processors: inputs for the output they expect to sell, plus a base inventory
         stock = f.stock[pr]
@@ -1396,6 +1407,27 @@ class RareEarthModel(mesa.Model):
             "partners": partners,
             "plan_out": plan["out"],
         }
+
+    def _manufacturer_orders(self, per_c: np.ndarray, r_eff: np.ndarray) -> tuple:
+        """Manufacturers' need, orders and a contiguous copy of their stock (numpy engine)."""
+        f, fb, mf, mj = self.firms, self.fb, self.makers, self._mj
+        need = self._monthly_use * np.take(per_c, self._c_mf, axis=0)
+        # target = base + risk_months * sensitivity * r_eff; orders = max(need + gap, 0) where
+        # need > 0, gap = (target * need - stock) / adjust_months (in place)
+        gap = np.take(r_eff[:, mj] * fb.inventory_risk_months, self._c_mf, axis=0)
+        gap *= f.risk_sensitivity[mf, None]
+        gap += fb.inventory_base_months
+        gap *= need
+        # manufacturers' stock of those items, copied once into a contiguous array for this
+        # month's arithmetic (a column slice of the (N, I) array is strided and 4 times slower);
+        # settlement works on the copy and writes it back
+        stock_mf = np.ascontiguousarray(f.stock[mf, mj])
+        gap -= stock_mf
+        gap /= fb.inventory_adjust_months
+        gap += need
+        np.maximum(gap, 0.0, out=gap)
+        gap *= need > 0  # no order where nothing is needed (gap >= 0: the same as a where)
+        return need, gap, stock_mf  # orders: (M, items manufacturers use)
 
     # ------------------------------------------------------------------ 5. market
 

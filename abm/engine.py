@@ -1,0 +1,86 @@
+"""Which engine does the per-firm arithmetic of a month: numpy, or kernels compiled with numba.
+
+Both engines give the same results bit for bit: a kernel does, element by element, the same
+float64 operations in the same order as the numpy code it replaces (no fast-math, no fused
+multiply-add, divisions by zero as numpy does them), and sums whose order numpy does not fix
+stay numpy calls. ``tests/test_engine.py`` runs every scenario on both engines and compares the
+outputs exactly. So the engine is a speed setting, never a model parameter: it is not in the
+scenario file and not in a run's manifest of parameters.
+
+Compiled kernels pay off with many firms: a fused pass over 10,000 firms replaces a dozen numpy
+calls and their temporaries. They cost about a second per process the first time they are used
+(importing numba and loading the compiled code from numba's cache; the very first use on a
+machine also compiles them, a few seconds more). So ``auto`` (the default) uses them from
+``AUTO_MIN_FIRMS`` firms, where a run is long enough to repay that, and only when numba is
+installed; a default-size run never imports numba.
+
+Choose with the ``engine`` argument of :class:`abm.model.RareEarthModel` or the environment
+variable ``LANTHANIDE_ENGINE`` (``auto``, ``numpy`` or ``numba``), which sweep workers inherit.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from types import ModuleType
+
+ENGINES = ("auto", "numpy", "numba")
+ENGINE_ENV = "LANTHANIDE_ENGINE"
+AUTO_MIN_FIRMS = 2_000
+"""``auto`` compiles from this many firms (a run of fewer firms never imports numba)."""
+
+
+class EngineError(ValueError):
+    """An engine that does not exist, or numba asked for where it is not installed."""
+
+
+@functools.cache
+def numba_available() -> bool:
+    """Whether numba imports here (checked once per process)."""
+    try:
+        import numba  # noqa: F401
+    except Exception:  # an absent or broken install: numpy does the work
+        return False
+    return True
+
+
+def resolve(engine: str | None, firms: int) -> str:
+    """The engine a model of ``firms`` firms runs on: ``numpy`` or ``numba``.
+
+    Args:
+        engine: ``auto``, ``numpy`` or ``numba``; None reads ``LANTHANIDE_ENGINE`` (default
+            ``auto``).
+        firms: the model's firm count.
+
+    Raises:
+        EngineError: an unknown name, or ``numba`` where numba does not import.
+    """
+    source = "engine"
+    if engine is None:
+        engine, source = os.environ.get(ENGINE_ENV, "auto"), ENGINE_ENV
+    name = str(engine).strip().lower()
+    if name not in ENGINES:
+        raise EngineError(f"{source}: '{engine}' is not one of {', '.join(ENGINES)}")
+    if name == "auto":
+        return "numba" if firms >= AUTO_MIN_FIRMS and numba_available() else "numpy"
+    if name == "numba" and not numba_available():
+        raise EngineError(f"{source}: numba is not installed here (use auto or numpy)")
+    return name
+
+
+def jit(fn):
+    """Compile ``fn`` with numba the way every kernel is compiled (imported only by kernels).
+
+    ``cache=True`` keeps the machine code between processes; ``error_model="numpy"`` makes a
+    division by zero give inf or nan as numpy does instead of raising; fast-math stays off, so
+    LLVM neither reorders nor fuses float operations.
+    """
+    import numba
+
+    return numba.njit(cache=True, nogil=True, error_model="numpy", fastmath=False)(fn)
+
+
+def kernels() -> ModuleType:
+    """The package :mod:`abm.kernels` (imports numba; each kernel compiles on its first call)."""
+    return importlib.import_module("abm.kernels")
