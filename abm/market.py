@@ -207,6 +207,7 @@ def clear_items(
     transport_share: float = 0.03,
     rounds: int = 6,
     home_bias: float = 1.0,
+    kernels=None,
 ) -> list[Clearing]:
     """Clear K items at once (arrays with a leading item axis; one numpy pass for all items).
 
@@ -228,6 +229,7 @@ def clear_items(
             exports, when the world is short of an item (1 = home first, as domestic buyers
             are served first; 0 = every buyer takes the world's supply-to-demand ratio first).
             What is left after exports is sold at home, so nothing is withheld.
+        kernels: :mod:`abm.kernels` on the numba engine (the same results), else None.
 
     Returns:
         One :class:`Clearing` per item.
@@ -287,17 +289,26 @@ def clear_items(
     # the exporter may ship, value for value, and stays so (the same updates): one array
     s_left = e_rem if (quota == np.inf).all() else s_rem.copy()
     trade = np.zeros((K, n, n))
+    if kernels is None:
+        rounds_of = _export_rounds
+    else:  # the same rounds, compiled
+
+        def rounds_of(m_rem, e_rem, s_left, cap, trade, pref, rounds):
+            pref = np.ascontiguousarray(pref, dtype=float)
+            kernels.market.export_rounds(
+                m_rem, e_rem, s_left, s_left is e_rem, cap, trade, pref, rounds
+            )
 
     if home_bias < 1.0:
         # importers first ask only for what takes them to their first claim (the world's
         # supply-to-demand ratio), so a short world is shared; then for the rest
         m_first = np.minimum(np.maximum(first_claim - dom, 0.0), d_rem)
-        _export_rounds(m_first, e_rem, s_left, cap, trade, pref, rounds)
-        _export_rounds(
+        rounds_of(m_first, e_rem, s_left, cap, trade, pref, rounds)
+        rounds_of(
             np.maximum(d_rem - trade.sum(axis=1), 0.0), e_rem, s_left, cap, trade, pref, rounds
         )
     else:
-        _export_rounds(d_rem.copy(), e_rem, s_left, cap, trade, pref, rounds)
+        rounds_of(d_rem.copy(), e_rem, s_left, cap, trade, pref, rounds)
     flows += trade
     unit = price[:, None, :] * KG_PER_T
     if leaky.any():

@@ -1584,6 +1584,7 @@ class RareEarthModel(mesa.Model):
             leakage_premium=mk.leakage_premium,
             transport_share=mk.transport_cost_share,
             home_bias=mk.home_bias,
+            kernels=self._k,
         )
         new_price = self._new_prices(clearings, supply, demand, rule_arrays, reserve)
         self.price = new_price
