@@ -257,99 +257,24 @@ def clear_items(
             flows[i, x, y] += cap
             buyer_paid[i, x, y] += cap * KG_PER_T * con.price_usd_per_kg[k]
 
-    # 2. domestic: home first, or, in a world shortage with home_bias < 1, only the world's
-    # supply-to-demand ratio of home demand first (the rest after exports, step 4)
-    if home_bias < 1.0:
-        s_tot = s_rem.sum(axis=1, keepdims=True)
-        d_tot = d_rem.sum(axis=1, keepdims=True)
-        ratio = np.where(d_tot > _EPS, np.minimum(s_tot / np.maximum(d_tot, _EPS), 1.0), 1.0)
-        first_claim = d_rem * (home_bias + (1.0 - home_bias) * ratio)  # served first, anywhere
-        dom = np.minimum(s_rem, first_claim)
-    else:
-        dom = np.minimum(s_rem, d_rem)
-    flows_diag, paid_diag = _diagonal(flows), _diagonal(buyer_paid)  # views: writes go through
-    flows_diag += dom
-    paid_diag += dom * KG_PER_T * price
-    s_rem -= dom
-    d_rem -= dom
-
-    # 3. exports: importers ask exporters in proportion to their stock times preference
+    args = (s_rem, d_rem, quota, flows, buyer_paid, price, access, leaky, tax)
     pref = np.ones((K, n, n)) if preference is None else preference
-    exportable = np.minimum(s_rem, np.maximum(quota, 0.0))
-    off_diag = _off_diagonal(n)
-    restricted = (access < 1.0) & off_diag
-    # the flow each importer would get from each exporter with no restriction
-    w = np.where(off_diag, s_rem[:, :, None], 0.0)
-    wsum = w.sum(axis=1, keepdims=True)
-    normal = np.where(wsum > _EPS, w / np.where(wsum > _EPS, wsum, 1.0), 0.0) * d_rem[:, None, :]
-    cap = np.where(restricted, access * normal, np.inf)
-    cap = np.where(off_diag, cap, 0.0)
-    e_rem = exportable.copy()  # what each exporter may still ship (stock within its quota)
-    # its stock left: importers ask in proportion to this. Without a quota in force it is what
-    # the exporter may ship, value for value, and stays so (the same updates): one array
-    s_left = e_rem if (quota == np.inf).all() else s_rem.copy()
-    trade = np.zeros((K, n, n))
     if kernels is None:
-        rounds_of = _export_rounds
-    else:  # the same rounds, compiled
-
-        def rounds_of(m_rem, e_rem, s_left, cap, trade, pref, rounds):
-            pref = np.ascontiguousarray(pref, dtype=float)
-            kernels.market.export_rounds(
-                m_rem, e_rem, s_left, s_left is e_rem, cap, trade, pref, rounds
-            )
-
-    if home_bias < 1.0:
-        # importers first ask only for what takes them to their first claim (the world's
-        # supply-to-demand ratio), so a short world is shared; then for the rest
-        m_first = np.minimum(np.maximum(first_claim - dom, 0.0), d_rem)
-        rounds_of(m_first, e_rem, s_left, cap, trade, pref, rounds)
-        rounds_of(
-            np.maximum(d_rem - trade.sum(axis=1), 0.0), e_rem, s_left, cap, trade, pref, rounds
+        after = _clear_after_contracts(
+            *args, pref, leakage_premium, transport_share, rounds, home_bias
         )
-    else:
-        rounds_of(d_rem.copy(), e_rem, s_left, cap, trade, pref, rounds)
-    flows += trade
-    unit = price[:, None, :] * KG_PER_T
-    if leaky.any():
-        leak = np.where(leaky & off_diag, trade, 0.0)
-        buyer_paid += trade * unit + leak * unit * leakage_premium
-    else:  # no embargo: nothing leaked (adding the zero premium changes no value)
-        leak = np.zeros((K, n, n))
-        buyer_paid += trade * unit
-    s_rem -= trade.sum(axis=2)
-    d_rem -= trade.sum(axis=1)
-    if home_bias < 1.0:
-        # 4. what is left is sold at home
-        dom = np.minimum(np.maximum(s_rem, 0.0), np.maximum(d_rem, 0.0))
-        flows_diag += dom
-        paid_diag += dom * KG_PER_T * price
-        s_rem -= dom
-        d_rem -= dom
-
-    # payments: freight on international flows, tax to the exporter's state, rest to sellers
-    intl = buyer_paid * off_diag
-    freight_m = intl * transport_share
-    if tax.any():
-        taxable = intl - freight_m
-        tax_m = taxable * (tax[:, :, None] / (1.0 + tax[:, :, None]))
-        seller_got = buyer_paid - freight_m - tax_m
-    else:  # no export tax: its share is 0 (subtracting zeros changes no value)
-        tax_m = np.zeros((K, n, n))
-        seller_got = buyer_paid - freight_m
-    quota_binding = np.isfinite(quota)
-    if quota_binding.any():  # without a quota in force none binds
-        quota_left = np.maximum(quota, 0.0) - trade.sum(axis=2)
-        quota_binding &= (quota_left <= 1e-6 * (np.abs(quota) + 1.0)) & (s_rem > _EPS)
-    # per-item totals for all items at once (row sums over the same 8 elements, same order)
-    tax_got = tax_m.sum(axis=2)
-    sold = flows.sum(axis=2)
-    bought = flows.sum(axis=1)
-    unmet = np.maximum(d_rem, 0.0)
-    unsold = np.maximum(s_rem, 0.0)
-    out_list = []
-    freight = freight_m.reshape(K, -1).sum(axis=1)
+    else:  # the same arithmetic, compiled (abm.kernels.market)
+        after = kernels.market.clear_after_contracts(
+            *args,
+            np.ascontiguousarray(pref, dtype=float),
+            float(leakage_premium),
+            float(transport_share),
+            int(rounds),
+            float(home_bias),
+        )
+    leak, seller_got, tax_got, freight, sold, bought, unmet, unsold, e_rem, quota_binding = after
     freight_l = freight.tolist()  # Python floats, as float(freight[i]) gave
+    out_list = []
     for i, con in enumerate(contracts):
         if con.tonnes.size:
             paid = k_t[i] * KG_PER_T * con.price_usd_per_kg
@@ -391,6 +316,114 @@ def clear_items(
         "quota_binding": quota_binding,
     }
     return result
+
+
+def _clear_after_contracts(
+    s_rem: np.ndarray,
+    d_rem: np.ndarray,
+    quota: np.ndarray,
+    flows: np.ndarray,
+    buyer_paid: np.ndarray,
+    price: np.ndarray,
+    access: np.ndarray,
+    leaky: np.ndarray,
+    tax: np.ndarray,
+    pref: np.ndarray,
+    leakage_premium: float,
+    transport_share: float,
+    rounds: int,
+    home_bias: float,
+) -> tuple:
+    """Steps 2-4 of :func:`clear_items` and the payments, after the contracts (numpy engine).
+
+    ``s_rem``, ``d_rem``, ``quota``, ``flows`` and ``buyer_paid`` are updated in place.
+
+    Returns:
+        leak, seller_got, tax_got, freight, sold, bought, unmet, unsold, spare exports and
+        quota_binding, stacked over items.
+    """
+    K, n = s_rem.shape
+    # 2. domestic: home first, or, in a world shortage with home_bias < 1, only the world's
+    # supply-to-demand ratio of home demand first (the rest after exports, step 4)
+    if home_bias < 1.0:
+        s_tot = s_rem.sum(axis=1, keepdims=True)
+        d_tot = d_rem.sum(axis=1, keepdims=True)
+        ratio = np.where(d_tot > _EPS, np.minimum(s_tot / np.maximum(d_tot, _EPS), 1.0), 1.0)
+        first_claim = d_rem * (home_bias + (1.0 - home_bias) * ratio)  # served first, anywhere
+        dom = np.minimum(s_rem, first_claim)
+    else:
+        dom = np.minimum(s_rem, d_rem)
+    flows_diag, paid_diag = _diagonal(flows), _diagonal(buyer_paid)  # views: writes go through
+    flows_diag += dom
+    paid_diag += dom * KG_PER_T * price
+    s_rem -= dom
+    d_rem -= dom
+
+    # 3. exports: importers ask exporters in proportion to their stock times preference
+    exportable = np.minimum(s_rem, np.maximum(quota, 0.0))
+    off_diag = _off_diagonal(n)
+    restricted = (access < 1.0) & off_diag
+    # the flow each importer would get from each exporter with no restriction
+    w = np.where(off_diag, s_rem[:, :, None], 0.0)
+    wsum = w.sum(axis=1, keepdims=True)
+    normal = np.where(wsum > _EPS, w / np.where(wsum > _EPS, wsum, 1.0), 0.0) * d_rem[:, None, :]
+    cap = np.where(restricted, access * normal, np.inf)
+    cap = np.where(off_diag, cap, 0.0)
+    e_rem = exportable.copy()  # what each exporter may still ship (stock within its quota)
+    # its stock left: importers ask in proportion to this. Without a quota in force it is what
+    # the exporter may ship, value for value, and stays so (the same updates): one array
+    s_left = e_rem if (quota == np.inf).all() else s_rem.copy()
+    trade = np.zeros((K, n, n))
+    if home_bias < 1.0:
+        # importers first ask only for what takes them to their first claim (the world's
+        # supply-to-demand ratio), so a short world is shared; then for the rest
+        m_first = np.minimum(np.maximum(first_claim - dom, 0.0), d_rem)
+        _export_rounds(m_first, e_rem, s_left, cap, trade, pref, rounds)
+        _export_rounds(
+            np.maximum(d_rem - trade.sum(axis=1), 0.0), e_rem, s_left, cap, trade, pref, rounds
+        )
+    else:
+        _export_rounds(d_rem.copy(), e_rem, s_left, cap, trade, pref, rounds)
+    flows += trade
+    unit = price[:, None, :] * KG_PER_T
+    if leaky.any():
+        leak = np.where(leaky & off_diag, trade, 0.0)
+        buyer_paid += trade * unit + leak * unit * leakage_premium
+    else:  # no embargo: nothing leaked (adding the zero premium changes no value)
+        leak = np.zeros((K, n, n))
+        buyer_paid += trade * unit
+    s_rem -= trade.sum(axis=2)
+    d_rem -= trade.sum(axis=1)
+    if home_bias < 1.0:
+        # 4. what is left is sold at home
+        dom = np.minimum(np.maximum(s_rem, 0.0), np.maximum(d_rem, 0.0))
+        flows_diag += dom
+        paid_diag += dom * KG_PER_T * price
+        s_rem -= dom
+        d_rem -= dom
+
+    # payments: freight on international flows, tax to the exporter's state, rest to sellers
+    intl = buyer_paid * off_diag
+    freight_m = intl * transport_share
+    if tax.any():
+        taxable = intl - freight_m
+        tax_m = taxable * (tax[:, :, None] / (1.0 + tax[:, :, None]))
+        seller_got = buyer_paid - freight_m - tax_m
+    else:  # no export tax: its share is 0 (subtracting zeros changes no value)
+        tax_m = np.zeros((K, n, n))
+        seller_got = buyer_paid - freight_m
+    quota_binding = np.isfinite(quota)
+    if quota_binding.any():  # without a quota in force none binds
+        quota_left = np.maximum(quota, 0.0) - trade.sum(axis=2)
+        quota_binding &= (quota_left <= 1e-6 * (np.abs(quota) + 1.0)) & (s_rem > _EPS)
+    # per-item totals for all items at once (row sums over the same 8 elements, same order)
+    tax_got = tax_m.sum(axis=2)
+    sold = flows.sum(axis=2)
+    bought = flows.sum(axis=1)
+    unmet = np.maximum(d_rem, 0.0)
+    unsold = np.maximum(s_rem, 0.0)
+    freight = freight_m.reshape(K, -1).sum(axis=1)
+    return leak, seller_got, tax_got, freight, sold, bought, unmet, unsold, e_rem, quota_binding
 
 
 def _export_rounds(

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from abm.engine import AUTO_MIN_FIRMS, ENGINE_ENV, EngineError, numba_available, resolve
+from abm.engine import AUTO_MIN_FIRMS, ENGINE_ENV, EngineError, kernels, numba_available, resolve
 from abm.model import RareEarthModel
 from abm.scenario import load_scenario
 
@@ -88,3 +88,98 @@ def test_default_size_never_imports_numba(monkeypatch):
     monkeypatch.delenv(ENGINE_ENV, raising=False)
     model = RareEarthModel(load_scenario("default", months=2))
     assert model.engine == "numpy" and model._k is None
+
+
+@needs_numba
+def test_pairwise_sum_is_numpys_sum():
+    from abm.kernels.market import pairwise_sum
+
+    rng = np.random.default_rng(7)
+    for n in [*range(1, 140), 255, 256, 257, 512, 1000, 4099]:
+        a = rng.standard_normal(n) * 10.0 ** rng.integers(-6, 6, n)
+        assert pairwise_sum(a, 0, n) == a.sum()
+        assert pairwise_sum(a, 1, n - 1) == a[1:].sum()
+    f = rng.standard_normal((8, 8, 8)) * 10.0 ** rng.integers(-6, 6, (8, 8, 8))
+    rows = f.sum(axis=2)
+    assert all(
+        pairwise_sum(f.ravel(), k * 64 + x * 8, 8) == rows[k, x] for k in range(8) for x in range(8)
+    )
+
+
+@needs_numba
+@pytest.mark.parametrize("same", [True, False])
+def test_export_rounds_kernel_matches_numpy(same):
+    from abm.market import _export_rounds
+
+    rng = np.random.default_rng(11)
+    k, n = 8, 8
+    for _ in range(20):
+        m_rem = rng.uniform(0, 100, (k, n)) * (rng.uniform(size=(k, n)) > 0.2)
+        e_rem = rng.uniform(0, 80, (k, n)) * (rng.uniform(size=(k, n)) > 0.3)
+        s_left = e_rem if same else e_rem + rng.uniform(0, 20, (k, n))
+        cap = np.where(rng.uniform(size=(k, n, n)) > 0.7, rng.uniform(0, 30, (k, n, n)), np.inf)
+        cap[:, range(n), range(n)] = 0.0
+        pref = rng.uniform(0.2, 1.0, (k, n, n))
+        a = [m_rem.copy(), e_rem.copy(), None, cap.copy(), np.zeros((k, n, n)), pref]
+        a[2] = a[1] if same else s_left.copy()
+        b = [m_rem.copy(), e_rem.copy(), None, cap.copy(), np.zeros((k, n, n)), pref]
+        b[2] = b[1] if same else s_left.copy()
+        _export_rounds(*a, 6)
+        kernels().market.export_rounds(b[0], b[1], b[2], same, b[3], b[4], b[5], 6)
+        assert a[4].sum() > 0  # something traded
+        for x, y in zip(a[1:5], b[1:5], strict=True):
+            assert np.array_equal(x, y)
+
+
+@needs_numba
+@pytest.mark.parametrize("home_bias", [1.0, 0.4, 0.0])
+@pytest.mark.parametrize("rules", ["open", "quota", "embargo_tax"])
+def test_clear_items_kernel_matches_numpy(home_bias, rules):
+    from abm.market import Contracts, clear_items
+
+    rng = np.random.default_rng(5)
+    k, n = 8, 8
+    for trial in range(6):
+        supply = rng.uniform(0, 100, (k, n)) * (rng.uniform(size=(k, n)) > 0.25)
+        demand = rng.uniform(0, 150, (k, n)) * (rng.uniform(size=(k, n)) > 0.2)
+        price = rng.uniform(5, 500, (k, n))
+        quota = np.full((k, n), np.inf)
+        access = np.ones((k, n, n))
+        leaky = np.zeros((k, n, n), dtype=bool)
+        tax = np.zeros((k, n))
+        if rules == "quota":
+            quota[:, 0] = rng.uniform(0, 40, k)
+        if rules == "embargo_tax":
+            access[:, 0, 1] = 0.0
+            access[:, 0, 2] = 0.3
+            leaky[:, 0, 1] = True
+            access[:, 0, 1] = 0.1
+            tax[:, 0] = 0.25
+        contracts = [Contracts.empty() for _ in range(k)]
+        contracts[2] = Contracts(np.array([0]), np.array([3]), np.array([20.0]), np.array([40.0]))
+        pref = None if trial % 2 else rng.uniform(0.3, 1.0, (k, n, n))
+        out = [
+            clear_items(
+                supply,
+                demand,
+                price,
+                quota,
+                access,
+                leaky,
+                tax,
+                contracts,
+                preference=pref,
+                home_bias=home_bias,
+                kernels=kern,
+            )
+            for kern in (None, kernels())
+        ]
+        a, b = out[0].stacked, out[1].stacked
+        assert a.keys() == b.keys()
+        assert a["flows"].sum() > 0
+        for key in a:
+            assert np.array_equal(a[key], b[key]), key
+        for ca, cb in zip(out[0], out[1], strict=True):
+            assert ca.freight == cb.freight
+            assert np.array_equal(ca.contract_t, cb.contract_t)
+            assert np.array_equal(ca.contract_seller_got, cb.contract_seller_got)
