@@ -509,6 +509,8 @@ def cmd_bench(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (0 ok, 2 bad input)."""
+    from abm.engine import EngineError
+    from abm.engine import resolve as resolve_engine
     from abm.model import ScenarioRuntimeError
     from abm.scenario import ScenarioError
 
@@ -518,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
+        resolve_engine(None, 0)  # a bad LANTHANIDE_ENGINE is bad input before anything runs
         handler = {
             "run": cmd_run,
             "patterns": cmd_patterns,
@@ -533,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
             "wargame": cmd_wargame,
         }
         return handler[args.command](args)
-    except (UsageError, ScenarioError, ScenarioRuntimeError) as exc:
+    except (UsageError, ScenarioError, ScenarioRuntimeError, EngineError) as exc:
         print(f"lanthanide: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

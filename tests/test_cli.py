@@ -347,6 +347,18 @@ def test_bad_input_is_one_line_exit_2_and_no_output(tmp_path, capsys, case):
     assert set(tmp_path.iterdir()) == inputs  # nothing else written either
 
 
+def test_an_unknown_engine_is_bad_input(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LANTHANIDE_ENGINE", "fortran")
+    out = tmp_path / "never"
+    code = main(["run", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        "lanthanide: error: LANTHANIDE_ENGINE: 'fortran' is not one of auto, numpy, numba\n"
+    )
+    assert not out.exists()
+
+
 def test_a_country_that_is_not_a_table_is_bad_input(tmp_path, capsys):
     out = tmp_path / "never"
     code = main(["run", "--set", "countries.Japan=5", "--out", str(out)])
