@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import sys
 from types import ModuleType
 
 ENGINES = ("auto", "numpy", "numba")
@@ -82,5 +83,43 @@ def jit(fn):
 
 
 def kernels() -> ModuleType:
-    """The package :mod:`abm.kernels` (imports numba; each kernel compiles on its first call)."""
-    return importlib.import_module("abm.kernels")
+    """The package :mod:`abm.kernels` (imports numba; each kernel compiles on its first call).
+
+    The first time on a machine (numba's cache empty) a note on stderr says that the kernels are
+    being compiled, which takes a while once; later processes load them from the cache.
+    """
+    module = importlib.import_module("abm.kernels")
+    global _cold_checked
+    if not _cold_checked:
+        _cold_checked = True
+        cold = uncached_kernels(module)
+        if cold:
+            print(
+                f"lanthanide: compiling {len(cold)} numba kernels for this machine (once; "
+                "later runs load them from numba's cache)",
+                file=sys.stderr,
+                flush=True,
+            )
+    return module
+
+
+_cold_checked = False
+
+
+def uncached_kernels(module: ModuleType) -> list[str]:
+    """Names of the kernels in ``module``'s submodules with nothing in numba's cache yet.
+
+    Reads where numba keeps each kernel's cache index (numba's own attributes: if they are not
+    there, as in another numba version, nothing is reported).
+    """
+    out = []
+    for name in getattr(module, "__all__", ()):
+        sub = getattr(module, name)
+        for attr, fn in vars(sub).items():
+            try:
+                index = fn._cache._cache_file._index_path
+            except AttributeError:
+                continue
+            if not os.path.exists(index):
+                out.append(f"{name}.{attr}")
+    return out

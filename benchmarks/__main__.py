@@ -12,6 +12,9 @@ Measured in one process, so the ratios mean something on any machine:
   1,000, 10,000 and 100,000 firm agents (start-up is timed apart and excluded from the rate);
 - Mesa's Boltzmann wealth model without a space (``benchmarks.boltzmann``), agent-steps per
   second at the same agent counts: what one Python call per agent per step costs in Mesa;
+- at 10,000 firms also the numpy engine, when ``auto`` chose numba there (``abm.engine``);
+  the numba engine's once-per-process start-up in fresh processes, with and without numba's
+  cache;
 - a numpy floor (``benchmarks.numpy_bound``): the same amount of per-firm array arithmetic as one
   month of our model in a few large calls, no model around it;
 - the default scenario with its counterfactual through ``experiments.runner.run_scenario``;
@@ -90,10 +93,16 @@ def run(quick: bool = False, profile: bool = False, progress=print) -> dict:
         boltz = measure.boltzmann(n, max(5, agent_steps // n), repeats)
         progress(f"  {n:,} agents: numpy floor ...")
         floor = measure.numpy_lower_bound(n, max(months, agent_steps // n), repeats)
+        if n == REFERENCE_N and ours["engine"] != "numpy":
+            progress(f"  {n:,} agents: our model on the numpy engine ...")
+            ours_np = measure.lanthanide(n, months, repeats, engine="numpy")
+        else:
+            ours_np = None
         rows.append(
             {
                 "agents": n,
                 "lanthanide": ours,
+                "lanthanide_numpy_engine": ours_np,
                 "boltzmann": boltz,
                 "numpy_floor": floor,
                 "ours_over_boltzmann": ours["firm_months_per_second"]
@@ -106,6 +115,8 @@ def run(quick: bool = False, profile: bool = False, progress=print) -> dict:
                 / ours["firm_months_per_cpu_second"],
             }
         )
+    progress("  engine start-up in fresh processes ...")
+    startup = measure.engine_startup()
     progress("  default scenario with counterfactual ...")
     default = measure.default_scenario(trace_memory=not quick)
     progress("  explorer month at the default size ...")
@@ -139,6 +150,7 @@ def run(quick: bool = False, profile: bool = False, progress=print) -> dict:
         "ours_over_boltzmann_at_10000": next(
             (r["ours_over_boltzmann"] for r in rows if r["agents"] == REFERENCE_N), None
         ),
+        "engine_startup": startup,
         "default_scenario": default,
         "explorer": explorer,
         "sweeps": sweeps,
@@ -233,6 +245,28 @@ def format_report(res: dict) -> str:
     ratio = res["ours_over_boltzmann_at_10000"]
     if ratio is not None:
         lines += ["", f"ours / Mesa Boltzmann at 10,000 agents: {ratio:.2f}"]
+    lines.append(
+        "engine (abm.engine, auto): "
+        + ", ".join(f"{r['agents']:,} firms {r['lanthanide']['engine']}" for r in res["sizes"])
+    )
+    for r in res["sizes"]:
+        o2 = r.get("lanthanide_numpy_engine")
+        if o2:
+            o, b = r["lanthanide"], r["boltzmann"]
+            lines.append(
+                f"  at {r['agents']:,} firms the numpy engine: {o2['month_ms_median']:.2f} ms a "
+                f"month against {o['month_ms_median']:.2f} on {o['engine']}; ours / Boltzmann "
+                f"{o2['firm_months_per_second'] / b['agent_steps_per_second']:.2f} (CPU time "
+                f"{o2['firm_months_per_cpu_second'] / b['agent_steps_per_cpu_second']:.2f})"
+            )
+    su = res.get("engine_startup") or {}
+    if su.get("numba_cached") and "once_per_process_seconds" in su["numba_cached"]:
+        lines.append(
+            f"  numba engine, once per process (not in the rates above): "
+            f"{su['numba_cached']['once_per_process_seconds']:.2f} s with numba's cache, "
+            f"{su['numba_first_ever']['once_per_process_seconds']:.1f} s the first time on a "
+            f"machine (compiling)"
+        )
     d = res["default_scenario"]
     w = d["manifest_wall_seconds"]
     peak = f"; peak {d['peak_mib']:.0f} MiB" if d["peak_mib"] is not None else ""

@@ -56,23 +56,31 @@ def _release(model: mesa.Model) -> None:
 # ----------------------------------------------------------------------------- our model
 
 
-def _build(n: int, months: int) -> RareEarthModel:
-    return RareEarthModel(load_scenario("default", firms=n, months=months))
+def _build(n: int, months: int, engine: str | None = None) -> RareEarthModel:
+    return RareEarthModel(load_scenario("default", firms=n, months=months), engine=engine)
 
 
-def lanthanide(n: int, months: int, repeats: int = 3) -> dict:
+def lanthanide(n: int, months: int, repeats: int = 3, engine: str | None = None) -> dict:
     """Firm-months per second of ``RareEarthModel.step`` at ``n`` firms (start-up excluded).
 
     Each repeat builds a fresh model from the default scenario and steps it ``months`` times
     from its start; the rate uses the median repeat. Start-up (scenario load and population
-    build) is timed separately.
+    build) is timed separately. ``engine`` as :mod:`abm.engine` (None: ``auto``); on the numba
+    engine one month of an untimed model is run first, so the once-per-process cost of loading
+    the kernels (measured by :func:`engine_startup`) is not in the rate.
     """
     step_seconds: list[float] = []  # every month of every repeat
     run_seconds, build_seconds, cpu_seconds = [], [], []
+    warm = _build(n, 2, engine)
+    used = warm.engine
+    if used == "numba":
+        warm.step()
+    _release(warm)
+    del warm
     for _ in range(repeats):
         gc.collect()
         t0 = time.perf_counter()
-        model = _build(n, months)
+        model = _build(n, months, engine)
         build_seconds.append(time.perf_counter() - t0)
         this_run = []
         c0 = time.process_time()
@@ -87,7 +95,7 @@ def lanthanide(n: int, months: int, repeats: int = 3) -> dict:
         run_seconds.append(sum(this_run))
 
     def traced() -> None:
-        model = _build(n, months)
+        model = _build(n, months, engine)
         for _ in range(months):
             model.step()
         _release(model)
@@ -95,6 +103,7 @@ def lanthanide(n: int, months: int, repeats: int = 3) -> dict:
     seconds = statistics.median(run_seconds)
     return {
         "firms": n,
+        "engine": used,
         "months": months,
         "repeats": repeats,
         "seconds": seconds,
@@ -254,6 +263,71 @@ def long_run(firms: int = 100_000, months: int = 192, timeout: float = 600.0) ->
         return {"firms": firms, "months": months, "error": tail[0]}
     out = json.loads(res.stdout.strip().splitlines()[-1])
     out["process_seconds"] = time.perf_counter() - t0
+    return out
+
+
+# ----------------------------------------------------------------------------- engine start-up
+
+_STARTUP_CHILD = """
+import json, time
+t0 = time.perf_counter()
+from abm.model import RareEarthModel
+from abm.scenario import load_scenario
+t1 = time.perf_counter()
+model = RareEarthModel(load_scenario("default", firms={firms}, months=3), engine="{engine}")
+t2 = time.perf_counter()
+model.step()
+t3 = time.perf_counter()
+model.step()
+t4 = time.perf_counter()
+print(json.dumps({{"import": t1 - t0, "build": t2 - t1, "first_month": t3 - t2,
+                   "second_month": t4 - t3}}))
+"""
+
+
+def engine_startup(firms: int = 2_000) -> dict:
+    """What the numba engine costs once per process, in fresh processes (seconds).
+
+    Three children each build a ``firms``-firm model and step it twice: on the numpy engine; on
+    the numba engine with numba's cache in place (what every run after the first on a machine
+    pays: importing numba and loading the compiled kernels); and on the numba engine with an
+    empty cache directory (``NUMBA_CACHE_DIR``: what the very first run on a machine pays, the
+    compilation). The cost is the first month less the second, plus the build's difference.
+    """
+    import os
+    import tempfile
+
+    def child(engine: str, env: dict | None = None) -> dict:
+        code = _STARTUP_CHILD.format(firms=firms, engine=engine)
+        res = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            env=env,
+        )
+        if res.returncode != 0:
+            tail = res.stderr.strip().splitlines()[-1:] or ["no output"]
+            return {"error": tail[0]}
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    from abm.engine import numba_available
+
+    out: dict = {"firms": firms, "numpy": child("numpy")}
+    if not numba_available():
+        out["numba"] = None
+        return out
+    child("numba")  # make sure the cache holds the kernels
+    out["numba_cached"] = child("numba")
+    with tempfile.TemporaryDirectory() as tmp:
+        out["numba_first_ever"] = child("numba", env={**os.environ, "NUMBA_CACHE_DIR": tmp})
+    for key in ("numba_cached", "numba_first_ever"):
+        r = out[key]
+        if "error" not in r and "error" not in out["numpy"]:
+            r["once_per_process_seconds"] = (
+                r["first_month"] - r["second_month"] + r["build"] - out["numpy"]["build"]
+            )
     return out
 
 
