@@ -1018,14 +1018,13 @@ class RareEarthModel(mesa.Model):
         }
 
     def _plan_production_fused(self) -> dict:
-        """``_plan_production`` on the numba engine: two kernels, quotas and projects between.
+        """``_plan_production`` on the numba engine: two kernels, a matrix product between them.
 
-        :func:`abm.kernels.plan.plan_output` does everything up to the mining quotas (and the
-        separators' and magnet makers' output, which do not depend on them); the quotas and the
-        recyclers' share of end-of-life scrap (sums numpy orders) stay numpy calls;
+        :func:`abm.kernels.plan.plan_output` does everything up to the recyclers' capacity by
+        country (a matrix product: it stays numpy), mining quotas included;
         :func:`abm.kernels.plan.plan_projects` does the rest of the output and
-        ``_start_and_advance_projects`` up to which producers start a project. The same
-        arithmetic as the numpy code, element by element.
+        ``_start_and_advance_projects`` up to which producers start a project (starting them
+        stays Python). The same arithmetic as the numpy code, element by element.
         """
         f, fb, p, kp = self.firms, self.fb, self.P, self._k.plan
         has_g, basket_div, nd_div, has_hv, hv_div = self._plan_guards()
@@ -1072,9 +1071,12 @@ class RareEarthModel(mesa.Model):
             hv_div,
             f.ht_share,
             float(self.mk.separation_yield),
+            self._c_pr,
+            self.policy.production_quota_t_per_year(self.month),
+            *self.policy.heavy_ore_quota(self.month),
         )
-        self._mining_quotas(mine)
-        avail = self._recycling_availability(rec_cap)
+        eol = self._end_of_life_t()  # (C,) t REO per month
+        cap_c = self.by_country(rec_cap, self.producers)
         u = self.rng.random(f.n)  # the start draws (one per firm, as on the numpy engine)
         pool_on = bool(self.finance_pool.any())
         units, cost, rec_out, go, limit = kp.plan_projects(
@@ -1085,7 +1087,8 @@ class RareEarthModel(mesa.Model):
             rec_cap,
             rate,
             monthly,
-            avail,
+            eol,
+            cap_c,
             self._c_pr,
             f.basket,
             self._pr_rec,

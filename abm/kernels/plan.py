@@ -9,6 +9,8 @@ served). Every element takes the float64 operations of the numpy code, in its or
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from abm.engine import jit
@@ -55,6 +57,125 @@ def _row_sum(x, r):
 
 
 @jit
+def _block_sum(a, lo, n):
+    """The sum numpy gives of up to 128 contiguous values: one running sum below 8, else 8."""
+    if n < 8:
+        s = -0.0
+        for i in range(n):
+            s += a[lo + i]
+        return s
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        s += a[lo + i]
+        i += 1
+    return s
+
+
+@jit
+def _pairwise_sum(a, lo, n):
+    """``a[lo:lo + n].sum()`` of a contiguous float64 array, in numpy's pairwise order.
+
+    Up to 128 values a block (``_block_sum``); above, the sum of the two halves (the first a
+    multiple of 8 long), each summed the same way. The recursion runs on an explicit stack (a
+    self-recursive kernel crashes when numba loads it from its cache). Checked against
+    ``ndarray.sum`` bit for bit for every length to 600 and many to 20,000.
+    """
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    # frames: first row, length, phase (0 new, 1 left half pending, 2 right half pending)
+    # and the left half's sum
+    f_lo = np.empty(64, dtype=np.intp)
+    f_n = np.empty(64, dtype=np.intp)
+    f_phase = np.empty(64, dtype=np.int8)
+    f_left = np.empty(64)
+    top = 0
+    f_lo[0], f_n[0], f_phase[0] = lo, n, 0
+    while True:
+        m = f_n[top]
+        if m > 128:  # a new frame: sum its left half first
+            half = m // 2
+            half -= half % 8
+            f_phase[top] = 1
+            top += 1
+            f_lo[top], f_n[top], f_phase[top] = f_lo[top - 1], half, 0
+            continue
+        ret = _block_sum(a, f_lo[top], m)
+        top -= 1
+        while f_phase[top] == 2:  # a right half done: its frame's sum goes up
+            ret = f_left[top] + ret
+            if top == 0:
+                return ret
+            top -= 1
+        # a left half done: keep it and sum the right half
+        f_left[top] = ret
+        f_phase[top] = 2
+        half = f_n[top] // 2
+        half -= half % 8
+        start, rest = f_lo[top] + half, f_n[top] - half
+        top += 1
+        f_lo[top], f_n[top], f_phase[top] = start, rest, 0
+
+
+@jit
+def _cap_to_quota(mine, rows, n, buf, cap):
+    """Scale ``mine[rows[:n]]`` so it sums to at most ``cap / 12`` (``_mining_quotas``)."""
+    for q in range(n):
+        buf[q] = mine[rows[q]]
+    tot = 0.0 + _pairwise_sum(buf, 0, n)  # mine[m].sum(): the selected values, in row order
+    if tot > cap / 12.0:
+        x = cap / 12.0 / tot
+        for q in range(n):
+            mine[rows[q]] *= x
+
+
+@jit
+def _mining_quotas(mine, miner, country, heavy, pq, hq, h_share):
+    """``RareEarthModel._mining_quotas``: each country's quota caps its miners' (P,) output.
+
+    A quota split by ore first (heavy-rich mines, ``heavy >= h_share``, to ``hq``; the others to
+    what is left of ``pq``), then every country's total quota; each sum as numpy sums.
+    """
+    p = mine.size
+    rows = np.empty(p, dtype=np.intp)
+    buf = np.empty(p)
+    for c in range(pq.size):
+        if not math.isfinite(hq[c]):
+            continue
+        for part in range(2):
+            n = 0
+            for r in range(p):
+                if miner[r] and country[r] == c and ((heavy[r] >= h_share[c]) == (part == 0)):
+                    rows[n] = r
+                    n += 1
+            d = pq[c] - hq[c]
+            cap = hq[c] if part == 0 else (0.0 if 0.0 > d else d)  # Python's max(d, 0.0)
+            _cap_to_quota(mine, rows, n, buf, cap)
+    for c in range(pq.size):
+        if not math.isfinite(pq[c]):
+            continue
+        n = 0
+        for r in range(p):
+            if miner[r] and country[r] == c:
+                rows[n] = r
+                n += 1
+        _cap_to_quota(mine, rows, n, buf, pq[c])
+
+
+@jit
 def plan_output(
     p,
     capacity,
@@ -95,11 +216,15 @@ def plan_output(
     hv_div,
     ht,
     sep_yield,
+    country,
+    pq,
+    hq,
+    h_share,
 ):
     """Finished projects, capacity, run rates and the output of every producer but the quotas.
 
-    The numpy code of ``_plan_production`` up to the mining quotas, and the separators',
-    magnet makers' and recyclers' part that does not depend on them, fused (``p`` producers):
+    The numpy code of ``_plan_production`` up to the recyclers' share of scrap (which needs a
+    matrix product), fused (``p`` producers):
 
     - projects done (``proj_size > 0``, ``proj_left <= 0``) come online: a held deposit blends
       its cost into the firm's, capacity grows and ramps up, what was not built stays a
@@ -107,8 +232,10 @@ def plan_output(
     - ``monthly`` capacity (``_monthly_capacity``), then the ramp-up moves on a month (when any
       producer ramps: then every producer's finished ramp is cleared);
     - the run rate closes ``rate_adjust`` of the gap to the supply response, above the floor;
-    - miners' output before quotas, separators' throughput, magnet makers' output (the
-      ``_sales_plan`` of each), recyclers' capacity.
+    - miners' output, separators' throughput, magnet makers' output (the ``_sales_plan`` of
+      each), recyclers' capacity;
+    - the mining quotas (``pq``, and ``hq`` for heavy-rich ore from ``h_share``; per year) by
+      home ``country``, as ``_mining_quotas`` does.
 
     Returns:
         (monthly, rate, mine, through, make, rec_cap, out, used): (P,) each and (P, I) output
@@ -202,6 +329,7 @@ def plan_output(
         out[r, ni - 2] += mk * (1.0 - ht[r])
         out[r, ni - 1] += mk * ht[r]
         rec_cap[r] = mo if rec[r] else 0.0
+    _mining_quotas(mine, miner, country, basket[:, 2], pq, hq, h_share)
     return monthly, rate, mine, through, make, rec_cap, out, used
 
 
@@ -214,7 +342,8 @@ def plan_projects(
     rec_cap,
     rate,
     monthly,
-    avail,
+    eol,
+    cap_c,
     country,
     basket,
     rec,
@@ -251,11 +380,12 @@ def plan_projects(
 ):
     """The rest of the month's output, utilisation, and which producers start a project.
 
-    After the quotas: the mines' output by group and the recyclers' (``avail`` of their
-    capacity, per home country), units, cost and smoothed utilisation; then the numpy code of
-    ``_start_and_advance_projects`` up to the projects that start (abandonment, the host's
-    finance pool share, the stage's utilisation and pipeline by kind, summed in row order as
-    ``np.bincount`` does, the start draw ``u``); and the miners' hold limit.
+    The mines' output by group and the recyclers' (the country's end-of-life scrap ``eol``
+    over its recyclers' capacity ``cap_c``, at most all of it), units, cost and smoothed
+    utilisation; then the numpy code of ``_start_and_advance_projects`` up to the projects
+    that start (abandonment, the host's finance pool share, the stage's utilisation and
+    pipeline by kind, summed in row order as ``np.bincount`` does, the start draw ``u``); and
+    the miners' hold limit.
 
     Returns:
         (units, cost, rec_out, go, limit): (P,) each, ``go`` a mask of the producers that start
@@ -270,6 +400,10 @@ def plan_projects(
     cap_k = np.zeros(5)
     used_k = np.zeros(5)
     pipe_k = np.zeros(5)
+    # the share of recyclers' capacity end-of-life scrap fills, per country
+    avail = np.empty(cap_c.size)
+    for c in range(cap_c.size):
+        avail[c] = _min(eol[c] / cap_c[c], 1.0) if cap_c[c] > 0 else 0.0
     for r in range(p):
         m = mine[r]
         for g in range(ng):
