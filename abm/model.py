@@ -1382,6 +1382,31 @@ class RareEarthModel(mesa.Model):
         f = self.firms
         if rows.size == 0:
             return
+        if self._k is not None:  # the same arithmetic, fused (abm.kernels.plan)
+            extra, mult = self.tech_ban()
+            self._k.plan.start_projects(
+                np.asarray(rows, dtype=np.intp),
+                np.asarray(size, dtype=float),
+                self._kind_n,
+                self._build_by_kind,
+                f.build_months,
+                f.country,
+                self._miner_n,
+                self._mine_build,
+                self._processing_n,
+                f.permitted,
+                self.permit_months(),
+                extra,
+                mult,
+                self._capex,
+                self.finance_pool,
+                f.cash,
+                f.proj_size,
+                f.proj_left,
+                f.proj_capex_left,
+                f.proj_bad_months,
+            )
+            return
         kinds = np.minimum(self._kind_n[rows], 3)
         build = self._build_by_kind[kinds]
         build = np.where(f.build_months[rows] > 0, f.build_months[rows], build)

@@ -458,3 +458,61 @@ def plan_projects(
             crowd = _min(_max(1.0 - share[k] / pipeline_share, 0.0), 1.0)
         go[r] = eligible and busy and (margin > hurdle) and (u[r] < start_prob * pull * crowd)
     return units, cost, rec_out, go, limit
+
+
+@jit
+def start_projects(
+    rows,
+    size,
+    kind_n,
+    build_by_kind,
+    build_months,
+    country,
+    miner_n,
+    mine_build,
+    processing_n,
+    permitted,
+    permit,
+    extra,
+    mult,
+    capex_per_tpy,
+    pool,
+    cash,
+    proj_size,
+    proj_left,
+    proj_capex_left,
+    proj_bad_months,
+):
+    """``RareEarthModel._start_project``: projects of ``size`` t/yr start at the (distinct) rows.
+
+    Lead time: the permit (none if held) plus the build time (the firm's own, else the host's
+    mine build time for a mine, else its kind's), plus a tech ban's extra months for
+    processing; capex per t/yr times a tech ban's cost multiple for processing. Where any
+    finance pool holds money, the host's pool of the kind pays up to 80% of capex, in row order.
+    """
+    pool_on = False
+    for c in range(pool.shape[0]):
+        for k in range(pool.shape[1]):
+            if pool[c, k] != 0:
+                pool_on = True
+    for q in range(rows.size):
+        r = rows[q]
+        k = min(kind_n[r], 3)
+        bm = build_months[r]
+        build = bm if bm > 0 else build_by_kind[k]
+        h = country[r]
+        if miner_n[r] and mine_build[h] > 0 and bm == 0:
+            build = mine_build[h]
+        proc = processing_n[r]
+        lead = (0.0 if permitted[r] else permit[h]) + build + (extra[h] if proc else 0.0)
+        capex = size[q] * capex_per_tpy[r] * (mult[h] if proc else 1.0)
+        if pool_on:
+            have = pool[h, k]
+            cover = 0.8 * capex
+            paid = cover if cover < have else have  # Python's min(have, cover)
+            pool[h, k] = have - paid
+            cash[r] += paid
+        proj_size[r] = size[q]
+        proj_left[r] = np.int32(_max(lead, 1.0))
+        proj_capex_left[r] = capex
+        proj_bad_months[r] = 0
