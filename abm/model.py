@@ -1317,6 +1317,17 @@ class RareEarthModel(mesa.Model):
                     if ore is not None:
                         in_c &= (f.basket[pr][:, 2] >= h_share[c]) == ore
                     self._state_rows[key] = in_c
+                if self._k is not None:  # the same arithmetic, fused (abm.kernels.plan)
+                    need = plan_t[c] + float(extra[c])
+                    rows, size = self._k.plan.state_expansion(
+                        in_c, f.capacity, f.active, f.idle, f.proj_size, need, float(room[c])
+                    )
+                    if rows.size == 0:
+                        continue
+                    self._start_project(rows, size)
+                    months = self.scenario.countries[c].state_expansion_months
+                    f.proj_left[rows] = months
+                    continue
                 if on is None:
                     on = f.capacity[pr] * f.active[pr]
                 online = on[in_c].sum()

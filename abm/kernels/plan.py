@@ -516,3 +516,41 @@ def start_projects(
         proj_left[r] = np.int32(_max(lead, 1.0))
         proj_capex_left[r] = capex
         proj_bad_months[r] = 0
+
+
+@jit
+def state_expansion(in_c, capacity, active, idle, proj_size, need, room):
+    """One plan of ``RareEarthModel._state_directed_capacity`` for one country's firms.
+
+    ``in_c`` marks the (P,) producers the plan covers. What they have (capacity online plus
+    under construction, each summed as numpy sums the selected values) falls short of ``need``
+    times ``1 + room`` by the gap; beyond 1% of ``need``, the operating ones with capacity and
+    no project share the gap pro rata to capacity.
+
+    Returns:
+        (rows, size): the producers that expand and by how many t/yr (empty: none).
+    """
+    p = in_c.size
+    on = np.empty(p)
+    pipe = np.empty(p)
+    n = 0
+    for r in range(p):
+        if in_c[r]:
+            on[n] = capacity[r] * (1.0 if active[r] else 0.0)
+            pipe[n] = proj_size[r]
+            n += 1
+    have = (0.0 + _pairwise_sum(on, 0, n)) + (0.0 + _pairwise_sum(pipe, 0, n))
+    gap = need * (1.0 + room) - have
+    rows = np.empty(p, dtype=np.intp)
+    m = 0
+    if not gap <= 0.01 * need:
+        for r in range(p):
+            if in_c[r] and active[r] and not idle[r] and proj_size[r] == 0 and capacity[r] > 0:
+                rows[m] = r
+                on[m] = capacity[r]
+                m += 1
+    total = 0.0 + _pairwise_sum(on, 0, m)
+    size = np.empty(m)
+    for q in range(m):
+        size[q] = gap * on[q] / total
+    return rows[:m].copy(), size
