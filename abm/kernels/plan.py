@@ -244,8 +244,22 @@ def plan_output(
     ni = exp_sales.shape[1]
     ng = basket.shape[1]
     ramp = max(ramp_months, 1)
-    monthly = np.empty(p)
+    # does any producer ramp up this month (once finished projects come online)? Then every
+    # producer's ramp moves on a month (the numpy code's `if ramping.any()`)
     any_ramp = False
+    for r in range(p):
+        done = proj_size[r] > 0 and proj_left[r] <= 0
+        if (ramp_months > 0) if done else (ramp_left[r] > 0):
+            any_ramp = True
+            break
+    monthly = np.empty(p)
+    rate = np.empty(p)
+    mine = np.empty(p)
+    through = np.empty(p)
+    make = np.empty(p)
+    rec_cap = np.empty(p)
+    out = np.zeros((p, ni))
+    used = np.zeros((p, ni))
     for r in range(p):
         if proj_size[r] > 0 and proj_left[r] <= 0:  # the project comes online
             new = proj_size[r]
@@ -268,19 +282,8 @@ def plan_output(
                     exp_sales[r, i] = half * comp[r, i]
         # running capacity less what still ramps, per month
         cap = capacity[r] - ramp_cap[r] * (ramp_left[r] / ramp)
-        monthly[r] = _max(cap, 0.0) / 12.0 if (active[r] and not idle[r]) else 0.0
-        if ramp_left[r] > 0:
-            any_ramp = True
-
-    rate = np.empty(p)
-    mine = np.empty(p)
-    through = np.empty(p)
-    make = np.empty(p)
-    rec_cap = np.empty(p)
-    out = np.zeros((p, ni))
-    used = np.zeros((p, ni))
-    for r in range(p):
-        mo = monthly[r]
+        mo = _max(cap, 0.0) / 12.0 if (active[r] and not idle[r]) else 0.0
+        monthly[r] = mo
         if any_ramp:
             left = ramp_left[r] - 1
             ramp_left[r] = left if left > 0 else 0
