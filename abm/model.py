@@ -59,6 +59,7 @@ from abm.policy import Dispute, Measure, PolicyState
 from abm.recorder import Recorder
 from abm.scenario import Scenario, month_index, parse_event
 from agents.firms import (
+    SUPPLY_MARGIN_BAND,
     FirmAgent,
     build_population,
     country_item_use,
@@ -916,6 +917,8 @@ class RareEarthModel(mesa.Model):
     # ------------------------------------------------------------------ 3. production
 
     def _plan_production(self) -> dict:
+        if self._k is not None:  # the same arithmetic, fused (abm.kernels.plan)
+            return self._plan_production_fused()
         f, mk = self.firms, self.mk
         pr = self.producers
         # projects that finish this month come online
@@ -965,33 +968,10 @@ class RareEarthModel(mesa.Model):
         miner = self._pr_miner
         by_group = monthly[:, None] * basket
         want = self._sales_plan(f.exp_sales[pr, 0:3], stock[:, 0:3], by_group, probe=by_group)
-        fixed = self.__dict__.get("_plan_fixed")
-        if fixed is None:  # baskets and grade mixes are fixed: their masks and guards once
-            nd, hv = self._magnet_recipe(pr)
-            fixed = self._plan_fixed = (
-                basket > 0,
-                np.maximum(basket, 1e-12),
-                np.maximum(nd, 1e-12),
-                hv > 0,
-                np.maximum(hv, 1e-12),
-            )
-        has_g, basket_div, nd_div, has_hv, hv_div = fixed
+        has_g, basket_div, nd_div, has_hv, hv_div = self._plan_guards()
         sells = np.where(has_g, want / basket_div, 0.0).max(axis=1)
         mine = np.where(miner, np.maximum(np.minimum(monthly * rate, sells), monthly * floor), 0.0)
-        pq = self.policy.production_quota_t_per_year(self.month)
-        hq, h_share = self.policy.heavy_ore_quota(self.month)
-        for c in np.isfinite(hq).nonzero()[0]:  # a quota split by ore: each part caps its mines
-            heavy_ore = basket[:, 2] >= h_share[c]
-            for part, cap in ((heavy_ore, hq[c]), (~heavy_ore, max(pq[c] - hq[c], 0.0))):
-                m = miner & (f.country[pr] == c) & part
-                tot = mine[m].sum()
-                if tot > cap / 12.0:
-                    mine[m] *= cap / 12.0 / tot
-        for c in np.isfinite(pq).nonzero()[0]:
-            m = miner & (f.country[pr] == c)
-            tot = mine[m].sum()
-            if tot > pq[c] / 12.0:
-                mine[m] *= pq[c] / 12.0 / tot
+        self._mining_quotas(mine)
         out[:, 0:3] = mine[:, None] * basket
         # separators: process the concentrate they bought, up to capacity
         sep = self._pr_sep
@@ -1017,10 +997,8 @@ class RareEarthModel(mesa.Model):
         out[:, MAG_HT] += make * ht
         # recyclers: limited by end-of-life material in their country
         rec = self._pr_rec
-        eol = self._end_of_life_t()  # (C,) t REO per month
         rec_cap = np.where(rec, monthly, 0.0)
-        cap_c = self.by_country(rec_cap, pr)
-        avail = np.where(cap_c > 0, np.minimum(eol / np.where(cap_c > 0, cap_c, 1.0), 1.0), 0.0)
+        avail = self._recycling_availability(rec_cap)
         rec_out = rec_cap * avail[f.country[pr]] * rate
         out[:, 3:6] += rec_out[:, None] * basket * rec[:, None]
         units = mine + through + make + rec_out
@@ -1038,6 +1016,163 @@ class RareEarthModel(mesa.Model):
             "units": units,
             "hold_limit": limit,
         }
+
+    def _plan_production_fused(self) -> dict:
+        """``_plan_production`` on the numba engine: two kernels, a matrix product between them.
+
+        :func:`abm.kernels.plan.plan_output` does everything up to the recyclers' capacity by
+        country (a matrix product: it stays numpy), mining quotas included;
+        :func:`abm.kernels.plan.plan_projects` does the rest of the output and
+        ``_start_and_advance_projects`` up to which producers start a project (starting them
+        stays Python). The same arithmetic as the numpy code, element by element.
+        """
+        f, fb, p, kp = self.firms, self.fb, self.P, self._k.plan
+        has_g, basket_div, nd_div, has_hv, hv_div = self._plan_guards()
+        nd, hv = self._magnet_recipe(self.producers)
+        if fb.heavy_thrift_in_magnets:  # the Dy/Tb per magnet moves with the intensity
+            hv_div = np.maximum(hv, 1e-12)
+        monthly, rate, mine, through, make, rec_cap, out, used = kp.plan_output(
+            p,
+            f.capacity,
+            f.ramp_cap,
+            f.ramp_left,
+            f.active,
+            f.idle,
+            f.prospect,
+            f.prospect_size,
+            f.prospect_cost,
+            f.unit_cost,
+            f.proj_size,
+            f.proj_left,
+            f.proj_capex_left,
+            f.exp_sales,
+            self.comp,
+            int(fb.ramp_up_months),
+            f.run_rate,
+            self._op_margin,
+            self._pr_run_floor,
+            float(SUPPLY_MARGIN_BAND),
+            float(2 * SUPPLY_MARGIN_BAND),
+            float(RATE_ADJUST),
+            float(PROBE_SHARE),
+            float(1.0 + fb.producer_stock_months),
+            f.basket,
+            f.stock,
+            has_g,
+            basket_div,
+            self._pr_miner,
+            self._pr_sep,
+            self._pr_mag,
+            self._pr_rec,
+            nd,
+            hv,
+            nd_div,
+            has_hv,
+            hv_div,
+            f.ht_share,
+            float(self.mk.separation_yield),
+            self._c_pr,
+            self.policy.production_quota_t_per_year(self.month),
+            *self.policy.heavy_ore_quota(self.month),
+        )
+        eol = self._end_of_life_t()  # (C,) t REO per month
+        cap_c = self.by_country(rec_cap, self.producers)
+        u = self.rng.random(f.n)  # the start draws (one per firm, as on the numpy engine)
+        pool_on = bool(self.finance_pool.any())
+        units, cost, rec_out, go, limit = kp.plan_projects(
+            p,
+            mine,
+            through,
+            make,
+            rec_cap,
+            rate,
+            monthly,
+            eol,
+            cap_c,
+            self._c_pr,
+            f.basket,
+            self._pr_rec,
+            self._pr_miner,
+            out,
+            f.unit_cost,
+            float(KG_PER_T),
+            f.utilisation,
+            f.capacity,
+            f.active,
+            f.idle,
+            f.prospect,
+            f.prospect_size,
+            f.proj_size,
+            f.proj_left,
+            f.proj_capex_left,
+            f.proj_bad_months,
+            int(fb.abandon_after_months),
+            u,
+            self._kind_pr,
+            pool_on,
+            self.finance_pool,
+            self._kind_pool,
+            self._capex,
+            f.expected_margin,
+            float(fb.investment_hurdle),
+            float(max(fb.investment_hurdle, 1e-9)),
+            float(fb.expansion_share),
+            float(fb.expansion_utilisation),
+            float(fb.pipeline_limit_share),
+            float(fb.project_start_prob),
+            self.comp,
+            float(HOLD_LIMIT_MONTHS),
+        )
+        self._units = units
+        self._start_projects(go)
+        return {
+            "out": out,
+            "used": used,
+            "cost": cost,
+            "recycled": rec_out,
+            "units": units,
+            "hold_limit": limit,
+        }
+
+    def _plan_guards(self) -> tuple:
+        """Producers' basket and recipe masks and division guards (fixed: built once)."""
+        fixed = self.__dict__.get("_plan_fixed")
+        if fixed is None:  # baskets and grade mixes are fixed: their masks and guards once
+            basket = self.firms.basket[self.producers]
+            nd, hv = self._magnet_recipe(self.producers)
+            fixed = self._plan_fixed = (
+                basket > 0,
+                np.maximum(basket, 1e-12),
+                np.maximum(nd, 1e-12),
+                hv > 0,
+                np.maximum(hv, 1e-12),
+            )
+        return fixed
+
+    def _mining_quotas(self, mine: np.ndarray) -> None:
+        """Scale (P,) miners' monthly output in place so no country mines beyond its quota."""
+        f, pr, miner = self.firms, self.producers, self._pr_miner
+        basket = f.basket[pr]
+        pq = self.policy.production_quota_t_per_year(self.month)
+        hq, h_share = self.policy.heavy_ore_quota(self.month)
+        for c in np.isfinite(hq).nonzero()[0]:  # a quota split by ore: each part caps its mines
+            heavy_ore = basket[:, 2] >= h_share[c]
+            for part, cap in ((heavy_ore, hq[c]), (~heavy_ore, max(pq[c] - hq[c], 0.0))):
+                m = miner & (f.country[pr] == c) & part
+                tot = mine[m].sum()
+                if tot > cap / 12.0:
+                    mine[m] *= cap / 12.0 / tot
+        for c in np.isfinite(pq).nonzero()[0]:
+            m = miner & (f.country[pr] == c)
+            tot = mine[m].sum()
+            if tot > pq[c] / 12.0:
+                mine[m] *= pq[c] / 12.0 / tot
+
+    def _recycling_availability(self, rec_cap: np.ndarray) -> np.ndarray:
+        """(C,) share of recyclers' capacity (P,) the country's end-of-life scrap can fill."""
+        eol = self._end_of_life_t()  # (C,) t REO per month
+        cap_c = self.by_country(rec_cap, self.producers)
+        return np.where(cap_c > 0, np.minimum(eol / np.where(cap_c > 0, cap_c, 1.0), 1.0), 0.0)
 
     def _monthly_capacity(self) -> np.ndarray:
         """(P,) t per month producers can make: running capacity less what is still ramping."""
@@ -1119,6 +1254,11 @@ class RareEarthModel(mesa.Model):
             & (margin > fb.investment_hurdle)
             & (u < fb.project_start_prob * pull * crowd)
         )
+        self._start_projects(go)
+
+    def _start_projects(self, go: np.ndarray) -> None:
+        """Start the projects of the producers in the (P,) mask ``go``, then the state's plans."""
+        f, fb = self.firms, self.fb
         if go.any():
             rows = go.nonzero()[0]  # producers are the first rows: same indices
             size = np.where(
@@ -1177,6 +1317,17 @@ class RareEarthModel(mesa.Model):
                     if ore is not None:
                         in_c &= (f.basket[pr][:, 2] >= h_share[c]) == ore
                     self._state_rows[key] = in_c
+                if self._k is not None:  # the same arithmetic, fused (abm.kernels.plan)
+                    need = plan_t[c] + float(extra[c])
+                    rows, size = self._k.plan.state_expansion(
+                        in_c, f.capacity, f.active, f.idle, f.proj_size, need, float(room[c])
+                    )
+                    if rows.size == 0:
+                        continue
+                    self._start_project(rows, size)
+                    months = self.scenario.countries[c].state_expansion_months
+                    f.proj_left[rows] = months
+                    continue
                 if on is None:
                     on = f.capacity[pr] * f.active[pr]
                 online = on[in_c].sum()
@@ -1241,6 +1392,31 @@ class RareEarthModel(mesa.Model):
     def _start_project(self, rows: np.ndarray, size: np.ndarray) -> None:
         f = self.firms
         if rows.size == 0:
+            return
+        if self._k is not None:  # the same arithmetic, fused (abm.kernels.plan)
+            extra, mult = self.tech_ban()
+            self._k.plan.start_projects(
+                np.asarray(rows, dtype=np.intp),
+                np.asarray(size, dtype=float),
+                self._kind_n,
+                self._build_by_kind,
+                f.build_months,
+                f.country,
+                self._miner_n,
+                self._mine_build,
+                self._processing_n,
+                f.permitted,
+                self.permit_months(),
+                extra,
+                mult,
+                self._capex,
+                self.finance_pool,
+                f.cash,
+                f.proj_size,
+                f.proj_left,
+                f.proj_capex_left,
+                f.proj_bad_months,
+            )
             return
         kinds = np.minimum(self._kind_n[rows], 3)
         build = self._build_by_kind[kinds]
