@@ -1927,14 +1927,7 @@ class RareEarthModel(mesa.Model):
         sub = self.recycling_subsidy()
         if sub.any():
             value[self._pr_rec_rows] += sub[self._pr_rec_country]
-        _extra, mult = self.tech_ban()
-        key = mult.tobytes()
-        if getattr(self, "_capital_key", None) != key:  # the capital charge, per kg of output
-            processing = self._pr_processing
-            capital = self._capex[pr] * np.where(processing, mult[f.country], 1.0)
-            self._capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
-            self._capital_key = key
-        full = f.unit_cost + self._capital
+        full = f.unit_cost + self._capital_per_kg()
         margin = (value - full) / np.maximum(full, 1e-9)
         if not hasattr(self, "_op_margin"):
             self._op_margin = np.zeros(self.firms.n)  # manufacturers stay at 0
@@ -1944,34 +1937,21 @@ class RareEarthModel(mesa.Model):
         else:
             f.expected_margin += fb.expectation_speed * (margin - f.expected_margin)
 
-    def _learn(self) -> None:
+    def _capital_per_kg(self) -> np.ndarray:
+        """(P,) producers' capital charge per kg of output (cached per tech-ban cost multiple)."""
+        _extra, mult = self.tech_ban()
+        key = mult.tobytes()
+        if getattr(self, "_capital_key", None) != key:  # the capital charge, per kg of output
+            processing = self._pr_processing
+            country = self.firms.country[self.producers]
+            capital = self._capex[self.producers] * np.where(processing, mult[country], 1.0)
+            self._capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
+            self._capital_key = key
+        return self._capital
+
+    def _learn_producers(self) -> None:
+        """Producers' expectations, losses, idling, restarts, bankruptcy and recycling growth."""
         f, fb = self.firms, self.fb
-        flows = self.flows
-        # risk perception: decay with the half-life, then shocks from restrictions
-        decay = 0.5 ** (1.0 / fb.risk_half_life_months)
-        self.risk_c *= decay
-        self._risk_version += 1
-        restr = flows.restriction.copy()  # (exporter, target)
-        binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
-        restr = np.maximum(restr, fb.binding_quota_risk * binding[:, None] * self._off_c)
-        coercers = np.zeros(C)
-        for d in self.policy.active_disputes():
-            if restr[d.coercer].max() > 0:
-                coercers[d.coercer] = 1.0
-        if restr.any() or coercers.any():
-            # per country first (C x C), then to firms: what each buyer's country suffers, what
-            # it sees others suffer (spillover), and the coercer's reputation
-            by_c = (
-                np.maximum(
-                    np.maximum(restr.T, restr.max(axis=1)[None, :] * fb.risk_spillover),
-                    coercers[None, :] * fb.reputation_weight,
-                )
-                * fb.risk_shock
-            )  # (buyer country, exporter)
-            np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
-            # risk += shock * (1 - risk) (sellers, the miners, hold no risk: see firm_risk)
-            self.risk_c += (1.0 - self.risk_c) * by_c
-        # expectations, losses, idling, restarts, bankruptcy
         if self.fb.learning_rate > 0:
             self._entrant_learning()
         self._refresh_expectations()
@@ -2016,6 +1996,107 @@ class RareEarthModel(mesa.Model):
             f.proj_capex_left[broke] = 0.0
         bad = f.proj_bad_months[pr]
         bad[:] = np.where((f.proj_size[pr] > 0) & (f.expected_margin[pr] < 0), bad + 1, 0)
+        # recycling capacity grows while recycling pays
+        rec = self._pr_rec & active
+        if rec.any():
+            grow = np.minimum(np.maximum(op_margin, 0.0), 1.0) * fb.recycling_growth_per_month
+            cap[:] = np.where(rec, cap * (1.0 + grow), cap)
+
+    def _learn_producers_fused(self) -> None:
+        """What ``_learn_producers`` does, in one kernel pass over the producers' rows."""
+        f, fb, pr = self.firms, self.fb, self.producers
+        self.exp_price += fb.expectation_speed * (self.price - self.exp_price)
+        thrift = bool(fb.heavy_thrift_in_magnets)
+        # Dy/Tb thrifting: a magnet maker's Dy/Tb coefficient is its current recipe's (negated)
+        hv = self._magnet_recipe(pr)[1] if thrift else self._op_margin
+        sub = self.recycling_subsidy()
+        learns = fb.learning_rate > 0
+        nb = float(np.log2(1.0 - fb.learning_rate)) if learns else 0.0  # -b of Wright's law
+        n_broke, broke_cash, broke_c = self._k.learn.producer_learning(
+            self._pr_mag,
+            self._pr_rec,
+            self._c_pr,
+            f.basket,
+            f.price_floor,
+            f.price_floor_good,
+            self.exp_price,
+            self._value_coef,
+            thrift,
+            hv,
+            sub,
+            bool(sub.any()),
+            self._capital_per_kg(),
+            float(fb.expectation_speed),
+            learns,
+            self._entrant,
+            self._units,
+            self._cum_units,
+            self._cost0,
+            nb,
+            float(fb.learning_floor_share),
+            f.unit_cost,
+            f.expected_margin,
+            self._op_margin,
+            f.active,
+            f.idle,
+            f.capacity,
+            f.loss_months,
+            self._must_run_n,
+            self._can_shut,
+            float(fb.idle_after_loss_months),
+            float(fb.restart_cost_share),
+            self.restart_due,
+            float(fb.bankrupt_debt_years),
+            f.cash,
+            float(fb.bankrupt_after_loss_months),
+            f.prospect_size,
+            f.prospect,
+            f.bankrupt_month,
+            f.permitted,
+            f.proj_size,
+            f.proj_capex_left,
+            f.proj_bad_months,
+            int(self.month),
+            float(fb.recycling_growth_per_month),
+            KG_PER_T,
+            C,
+        )
+        if n_broke:  # creditors write off the bankrupt firms' debt
+            self.bankruptcies += broke_c
+            self.external_in += float(-broke_cash.sum())
+
+    def _learn(self) -> None:
+        fb = self.fb
+        flows = self.flows
+        # risk perception: decay with the half-life, then shocks from restrictions
+        decay = 0.5 ** (1.0 / fb.risk_half_life_months)
+        self.risk_c *= decay
+        self._risk_version += 1
+        restr = flows.restriction.copy()  # (exporter, target)
+        binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
+        restr = np.maximum(restr, fb.binding_quota_risk * binding[:, None] * self._off_c)
+        coercers = np.zeros(C)
+        for d in self.policy.active_disputes():
+            if restr[d.coercer].max() > 0:
+                coercers[d.coercer] = 1.0
+        if restr.any() or coercers.any():
+            # per country first (C x C), then to firms: what each buyer's country suffers, what
+            # it sees others suffer (spillover), and the coercer's reputation
+            by_c = (
+                np.maximum(
+                    np.maximum(restr.T, restr.max(axis=1)[None, :] * fb.risk_spillover),
+                    coercers[None, :] * fb.reputation_weight,
+                )
+                * fb.risk_shock
+            )  # (buyer country, exporter)
+            np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
+            # risk += shock * (1 - risk) (sellers, the miners, hold no risk: see firm_risk)
+            self.risk_c += (1.0 - self.risk_c) * by_c
+        # expectations, losses, idling, restarts, bankruptcy, recycling growth (per producer)
+        if self._k is not None:  # the same arithmetic, fused (abm.kernels.learn)
+            self._learn_producers_fused()
+        else:
+            self._learn_producers()
         # substitution and thrifting: driven by price and risk, never reversed
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
@@ -2027,11 +2108,6 @@ class RareEarthModel(mesa.Model):
         cut = 1.0 - self._substitution_rate * pressure
         self.intensity_c = np.maximum(self.intensity_c * cut, self._substitution_floor)
         self.rd_pressure *= 0.9
-        # recycling capacity grows while recycling pays
-        rec = self._pr_rec & active
-        if rec.any():
-            grow = np.minimum(np.maximum(op_margin, 0.0), 1.0) * fb.recycling_growth_per_month
-            cap[:] = np.where(rec, cap * (1.0 + grow), cap)
         # supplier shares (for risk weighting and dependence)
         fl = stacked(flows.clearings, "flows")  # (I, exporter, buyer)
         bought = fl.sum(axis=1)  # (I, buyer)
