@@ -97,6 +97,7 @@ STANDING = {
 KIND_CODES = ("miner", "separator", "magnet_maker", "recycler")
 _NO_CONTRACTS = (Contracts.empty(), np.zeros(0, dtype=int))
 _DERIVED = np.array([*CONC, MAG_STD, MAG_HT])  # items priced by anchor and premium
+_EMPTY = np.zeros(0)  # an empty array argument of a kernel (an input it does not need)
 
 
 @functools.cache
@@ -2009,6 +2010,14 @@ class RareEarthModel(mesa.Model):
         thrift = bool(fb.heavy_thrift_in_magnets)
         # Dy/Tb thrifting: a magnet maker's Dy/Tb coefficient is its current recipe's (negated)
         hv = self._magnet_recipe(pr)[1] if thrift else self._op_margin
+        if self._k.learn.einsum_order():  # the kernel adds up the value as np.einsum does
+            value = _EMPTY
+        else:  # a numpy build whose einsum adds in another order: numpy adds, as in the numpy code
+            coef = self._value_coef
+            if thrift:
+                coef = coef.copy()
+                coef[self._pr_mag, OXIDE[2]] = -hv[self._pr_mag]
+            value = np.einsum("ni,ni->n", coef, np.take(self.exp_price.T, self._c_pr, axis=0))
         sub = self.recycling_subsidy()
         learns = fb.learning_rate > 0
         nb = float(np.log2(1.0 - fb.learning_rate)) if learns else 0.0  # -b of Wright's law
@@ -2023,6 +2032,7 @@ class RareEarthModel(mesa.Model):
             self._value_coef,
             thrift,
             hv,
+            value,
             sub,
             bool(sub.any()),
             self._capital_per_kg(),

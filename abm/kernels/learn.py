@@ -10,6 +10,8 @@ passes give column by column.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from abm.engine import jit
@@ -26,6 +28,50 @@ def _maximum(a, b):
 
 
 @jit
+def _dot8(coef, r, c5, price, c):
+    """``np.einsum("ni,ni->n", coef, p)[r]`` for 8 items, ``p[r] = price[:, c]``, in its order.
+
+    numpy's two-operand loop for contiguous rows adds the products in two lanes (the even and
+    the odd items), each from its last item down onto 0.0, then the two lanes onto the 0.0 the
+    output starts at; ``c5`` stands for ``coef[r, 5]``.
+    """
+    lane0 = coef[r, 6] * price[6, c] + 0.0
+    lane0 = coef[r, 4] * price[4, c] + lane0
+    lane0 = coef[r, 2] * price[2, c] + lane0
+    lane0 = coef[r, 0] * price[0, c] + lane0
+    lane1 = coef[r, 7] * price[7, c] + 0.0
+    lane1 = c5 * price[5, c] + lane1
+    lane1 = coef[r, 3] * price[3, c] + lane1
+    lane1 = coef[r, 1] * price[1, c] + lane1
+    return 0.0 + (lane0 + lane1)
+
+
+@jit
+def _dot8_rows(a, b):
+    """``_dot8`` of every row of two (n, 8) arrays (``b`` as the prices of country 0 per row)."""
+    n = a.shape[0]
+    out = np.empty(n)
+    for r in range(n):
+        out[r] = _dot8(a, r, a[r, 5], b[r].reshape((8, 1)), 0)
+    return out
+
+
+@functools.cache
+def einsum_order() -> bool:
+    """Whether ``_dot8`` gives numpy's ``np.einsum("ni,ni->n")`` here, bit for bit.
+
+    It does with numpy's x86-64 builds (two-lane SSE loops, no fused multiply-add); a build whose
+    loop differs (wider lanes, or fused multiply-add as on ARM) fails this check, and the
+    kernel then takes the value added numpy computed.
+    """
+    rng = np.random.default_rng(0)
+    a, b = (
+        rng.standard_normal((4096, 8)) * np.exp(4 * rng.standard_normal((4096, 8))) for _ in "ab"
+    )
+    return bool(np.array_equal(np.einsum("ni,ni->n", a, b), _dot8_rows(a, b)))
+
+
+@jit
 def producer_learning(
     kind_mag,
     kind_rec,
@@ -37,6 +83,7 @@ def producer_learning(
     coef,
     thrift,
     hv,
+    value_in,
     sub,
     has_sub,
     capital,
@@ -85,7 +132,8 @@ def producer_learning(
     - margins at the expected prices ``price`` (I, C): value added = ``coef[r] @ price[:, c]``
       summed in the order ``np.einsum("ni,ni->n")`` uses for 8 contiguous items (two lanes of
       even and odd items, each added from the last item down, then the lanes), where Dy/Tb
-      thrifting replaces a magnet maker's Dy/Tb coefficient by ``-hv[r]``; plus a guaranteed
+      thrifting replaces a magnet maker's Dy/Tb coefficient by ``-hv[r]`` (or ``value_in[r]``
+      where numpy's order is another: see :func:`einsum_order`); plus a guaranteed
       price's top-up and a recycling subsidy; ``op_margin = (value - cost) / max(cost, 1e-9)``,
       the full-cost margin likewise with ``capital`` added to the cost, and the expected margin
       moves toward it by ``speed``;
@@ -127,16 +175,11 @@ def producer_learning(
                 uc = _maximum(cut, floor_share * cost0[r])
                 unit_cost[r] = uc
         # ---- margins: value added per kg at the expected local prices
-        c5 = -hv[r] if thrift and kind_mag[r] else coef[r, 5]
-        lane0 = coef[r, 6] * price[6, c] + 0.0
-        lane0 = coef[r, 4] * price[4, c] + lane0
-        lane0 = coef[r, 2] * price[2, c] + lane0
-        lane0 = coef[r, 0] * price[0, c] + lane0
-        lane1 = coef[r, 7] * price[7, c] + 0.0
-        lane1 = c5 * price[5, c] + lane1
-        lane1 = coef[r, 3] * price[3, c] + lane1
-        lane1 = coef[r, 1] * price[1, c] + lane1
-        value = 0.0 + (lane0 + lane1)
+        if value_in.shape[0]:  # numpy's einsum, where its order is not _dot8's (einsum_order)
+            value = value_in[r]
+        else:
+            c5 = -hv[r] if thrift and kind_mag[r] else coef[r, 5]
+            value = _dot8(coef, r, c5, price, c)
         if price_floor[r] > 0:  # a guaranteed price tops up the covered oxide's value
             g = np.intp(price_floor_good[r])
             gain = _maximum(price_floor[r] - price[3 + g, c], 0.0)
