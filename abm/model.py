@@ -1318,7 +1318,7 @@ class RareEarthModel(mesa.Model):
 
     def _set_orders(self, plan: dict) -> dict:
         f, fb = self.firms, self.fb
-        pr, mf = self.producers, self.makers
+        mf = self.makers
         factor = self._demand_factor()  # (C, I)
         mj = self._mj  # the items manufacturers use
         # need = monthly use x demand factor x intensity; the last two are per country
@@ -1341,31 +1341,11 @@ class RareEarthModel(mesa.Model):
             )
         else:
             need, orders_mf, stock_mf = self._manufacturer_orders(per_c, r_eff)
-        orders = np.zeros((self.P, I))  # producers' orders
         # processors: inputs for the output they expect to sell, plus a base inventory
-        stock = f.stock[pr]
-        monthly = self._monthly_capacity()
-        # separators buy concentrate to run at the rate their margin supports
-        sep = self._pr_sep
-        ox_plan = self._sales_plan(
-            f.exp_sales[pr, 3:6],
-            stock[:, 3:6],
-            monthly[:, None],  # broadcasts against the (P, 3) plan (np.broadcast_to costs 15 us)
-            probe=monthly[:, None] * f.basket[pr],
-        )
-        inp = ox_plan / self.mk.separation_yield
-        tot = inp.sum(axis=1)
-        room = monthly * f.run_rate[pr, 0]
-        inp = inp * np.where(tot > room, room / np.maximum(tot, 1e-12), 1.0)[:, None]
-        g_in = (fb.inventory_base_months * inp - stock[:, 0:3]) / fb.inventory_adjust_months
-        orders[:, 0:3] = np.where(sep[:, None], np.maximum(inp + g_in, 0.0), 0.0)
-        mag = self._pr_mag
-        nd, hv = self._magnet_recipe(pr)
-        make = self._magnet_plan(monthly)
-        for col, per in ((4, nd), (5, hv)):
-            w = make * per
-            g = (fb.inventory_base_months * w - stock[:, col]) / fb.inventory_adjust_months
-            orders[:, col] = np.where(mag, np.maximum(w + g, 0.0), 0.0)
+        if self._k is not None:  # the same arithmetic, fused (abm.kernels.orders)
+            orders = self._producer_orders_fused()
+        else:
+            orders = self._producer_orders()
         # state stockpiles: buy toward the target in calm months, release in shortages
         use_g = (self.use_c * factor) @ self.reo_per_item / 12.0  # (C, G) t REO per month
         target_t = self.stockpile_target_days()[:, None] / 30.0 * use_g
@@ -1408,6 +1388,61 @@ class RareEarthModel(mesa.Model):
             "partners": partners,
             "plan_out": plan["out"],
         }
+
+    def _producer_orders(self) -> np.ndarray:
+        """(P, I) separators' and magnet makers' orders for their inputs (numpy engine)."""
+        f, fb, pr = self.firms, self.fb, self.producers
+        orders = np.zeros((self.P, I))  # producers' orders
+        stock = f.stock[pr]
+        monthly = self._monthly_capacity()
+        # separators buy concentrate to run at the rate their margin supports
+        sep = self._pr_sep
+        ox_plan = self._sales_plan(
+            f.exp_sales[pr, 3:6],
+            stock[:, 3:6],
+            monthly[:, None],  # broadcasts against the (P, 3) plan (np.broadcast_to costs 15 us)
+            probe=monthly[:, None] * f.basket[pr],
+        )
+        inp = ox_plan / self.mk.separation_yield
+        tot = inp.sum(axis=1)
+        room = monthly * f.run_rate[pr, 0]
+        inp = inp * np.where(tot > room, room / np.maximum(tot, 1e-12), 1.0)[:, None]
+        g_in = (fb.inventory_base_months * inp - stock[:, 0:3]) / fb.inventory_adjust_months
+        orders[:, 0:3] = np.where(sep[:, None], np.maximum(inp + g_in, 0.0), 0.0)
+        mag = self._pr_mag
+        nd, hv = self._magnet_recipe(pr)
+        make = self._magnet_plan(monthly)
+        for col, per in ((4, nd), (5, hv)):
+            w = make * per
+            g = (fb.inventory_base_months * w - stock[:, col]) / fb.inventory_adjust_months
+            orders[:, col] = np.where(mag, np.maximum(w + g, 0.0), 0.0)
+        return orders
+
+    def _producer_orders_fused(self) -> np.ndarray:
+        """What ``_producer_orders`` gives, in one kernel pass over the producers' rows."""
+        f, fb, pr = self.firms, self.fb, self.producers
+        nd, hv = self._magnet_recipe(pr)
+        return self._k.orders.producer_orders(
+            self._pr_sep,
+            self._pr_mag,
+            f.capacity,
+            f.ramp_cap,
+            f.ramp_left,
+            max(fb.ramp_up_months, 1),
+            f.active,
+            f.idle,
+            f.exp_sales,
+            f.stock,
+            f.basket,
+            f.run_rate,
+            nd,
+            hv,
+            float(fb.producer_stock_months),
+            PROBE_SHARE,
+            float(self.mk.separation_yield),
+            float(fb.inventory_base_months),
+            float(fb.inventory_adjust_months),
+        )
 
     def _manufacturer_orders(self, per_c: np.ndarray, r_eff: np.ndarray) -> tuple:
         """Manufacturers' need, orders and a contiguous copy of their stock (numpy engine)."""
