@@ -45,7 +45,6 @@ _RISK_DIMS = {"country": _RC[_OFF], "partner": _RX[_OFF]}
 _LS_C, _LS_S = np.meshgrid(_CTRY, np.arange(S), indexing="ij")
 _LOST_DIMS = {"country": _LS_C.ravel(), "sector": _LS_S.ravel()}
 _CS_DIMS = {"country": _GRID_CS[0].ravel(), "stage": _GRID_CS[1].ravel()}
-_NO_BLOCKS = np.zeros(0, dtype=np.intp)  # no manufacturers' blocks for the kernel to sum
 
 
 def world_price(model, clearings) -> np.ndarray:
@@ -140,22 +139,7 @@ def record_month(model, rec: Recorder, month: int) -> None:
     # inventories in months of use (manufacturers' REO content), stockpiles
     mf, pr = model.makers, model.producers
     mj = model._mj  # the items manufacturers hold (the others are 0 for them)
-    # producers' home country x 4 + stage (0 mine, 1 separate, 2 magnet, 3 recycle): fixed
-    key = model.__dict__.get("_capacity_key")
-    if key is None:
-        key = model._capacity_key = f.country[pr].astype(int) * 4 + f.kind[pr].astype(int)
-    totals = held = None
-    if model._k is not None:  # the same sums, fused (abm.kernels.collect)
-        collect = model._k.collect
-        # manufacturers' country blocks, where the kernel adds as np.add.reduceat does here
-        blocks = model._mf_reduce if collect.reduceat_order() else None
-        cs, starts = (_NO_BLOCKS, _NO_BLOCKS) if blocks is None else blocks
-        args = (f.capacity, f.active, f.idle, f.proj_size, key, 4 * C)
-        totals = collect.firm_totals(f.stock, model.P, mj.start, cs, starts, C, *args)
-        held = None if blocks is None else totals[0]
-    if held is None:
-        held = model.sum_makers(f.stock[mf, mj])
-    inv = held @ model.reo_per_item[mj]
+    inv = model.sum_makers(f.stock[mf, mj]) @ model.reo_per_item[mj]
     use = model.maker_use_reo  # (C, G) t REO per month at intensity 1, fixed
     use = use * model.use_growth(month)
     has = use > 1e-9  # countries and goods with manufacturers using them
@@ -164,8 +148,13 @@ def record_month(model, rec: Recorder, month: int) -> None:
     pile = np.array([st.stockpile_t for st in model.states])
     rec.add(month, "stockpile_t", pile.ravel(), **cg)
     # capacity online, under construction and idle by country and stage (3 = recycling)
-    if totals is not None:
-        online, building, idle = totals[1:]
+    # producers' home country x 4 + stage (0 mine, 1 separate, 2 magnet, 3 recycle): fixed
+    key = model.__dict__.get("_capacity_key")
+    if key is None:
+        key = model._capacity_key = f.country[pr].astype(int) * 4 + f.kind[pr].astype(int)
+    if model._k is not None:  # the same sums, fused (abm.kernels.collect)
+        args = (f.capacity, f.active, f.idle, f.proj_size, key, 4 * C)
+        online, building, idle = model._k.collect.capacity_totals(*args)
     else:
         cap = f.capacity[pr] * f.active[pr]
         online = np.bincount(key, weights=cap, minlength=4 * C)

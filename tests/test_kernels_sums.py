@@ -1,8 +1,7 @@
 """Kernels that add up as numpy does give numpy's sums bit for bit, on awkward inputs too.
 
-``abm.kernels.collect.firm_totals`` reproduces ``np.add.reduceat`` along axis 0 (numpy's
-pairwise blocks) and ``np.bincount``; ``abm.kernels.learn`` the order of
-``np.einsum("ni,ni->n")`` where its probe says so. Values spanning many magnitudes make any
+``abm.kernels.collect.capacity_totals`` reproduces ``np.bincount``; ``abm.kernels.learn`` the
+order of ``np.einsum("ni,ni->n")`` where its probe says so. Values spanning many magnitudes make any
 other order of addition show.
 """
 
@@ -21,35 +20,25 @@ def _values(rng, shape):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_firm_totals_add_as_reduceat_and_bincount(seed):
+def test_capacity_totals_add_as_bincount(seed):
     from abm.kernels import collect
 
     rng = np.random.default_rng(seed)
-    row0, col0, n_c = 37, 3, 8
-    lengths = rng.choice([1, 2, 7, 8, 9, 16, 127, 128, 129, 256, 300, 1000, 4099], size=6)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
-    cs = np.sort(rng.choice(n_c, size=starts.size, replace=False)).astype(np.intp)
-    stock = _values(rng, (row0 + int(lengths.sum()), 8))
-    stock[row0 + starts[1] : row0 + starts[2]] = -0.0  # a block of negative zeros keeps its sign
-    p = row0
-    capacity = _values(rng, p)
+    p, n_key = 3000, 32
+    capacity, proj_size = _values(rng, p), _values(rng, p)
+    capacity[:50] = -0.0  # negative zeros keep their sign where numpy's sums keep it
     active, idle = rng.random(p) < 0.7, rng.random(p) < 0.3
-    proj_size = _values(rng, p)
-    key = rng.integers(0, 4 * n_c, p)
-    held, online, building, idled = collect.firm_totals(
-        stock, row0, col0, cs, starts, n_c, capacity, active, idle, proj_size, key, 4 * n_c
-    )
-    want = np.zeros((n_c, 8 - col0))
-    want[cs] = np.add.reduceat(stock[row0:, col0:], starts, axis=0)
+    key = rng.integers(0, n_key, p)
+    got = collect.capacity_totals(capacity, active, idle, proj_size, key, n_key)
     cap = capacity * active
-    for got, ref in (
-        (held, want),
-        (online, np.bincount(key, weights=cap, minlength=4 * n_c)),
-        (building, np.bincount(key, weights=proj_size, minlength=4 * n_c)),
-        (idled, np.bincount(key, weights=cap * idle, minlength=4 * n_c)),
-    ):
-        assert np.array_equal(got, ref)
-        assert np.array_equal(np.signbit(got), np.signbit(ref))
+    want = (
+        np.bincount(key, weights=cap, minlength=n_key),
+        np.bincount(key, weights=proj_size, minlength=n_key),
+        np.bincount(key, weights=cap * idle, minlength=n_key),
+    )
+    for g, w in zip(got, want, strict=True):
+        assert np.array_equal(g, w)
+        assert np.array_equal(np.signbit(g), np.signbit(w))
 
 
 def test_einsum_probe_agrees_with_numpy_here():
@@ -62,12 +51,11 @@ def test_einsum_probe_agrees_with_numpy_here():
 
 
 def test_numpy_sums_where_the_probes_fail(monkeypatch):
-    """Where numpy adds in another order than the kernels, numpy adds: the same results."""
-    from abm.kernels import collect, learn
+    """Where numpy's einsum adds in another order than the kernel, numpy adds: the same results."""
+    from abm.kernels import learn
     from abm.model import RareEarthModel
     from abm.scenario import load_scenario
 
-    monkeypatch.setattr(collect, "reduceat_order", lambda: False)
     monkeypatch.setattr(learn, "einsum_order", lambda: False)
     runs = []
     for engine in ("numpy", "numba"):
