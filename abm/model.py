@@ -98,6 +98,7 @@ STANDING = {
 KIND_CODES = ("miner", "separator", "magnet_maker", "recycler")
 _NO_CONTRACTS = (Contracts.empty(), np.zeros(0, dtype=int))
 _DERIVED = np.array([*CONC, MAG_STD, MAG_HT])  # items priced by anchor and premium
+_EMPTY = np.zeros(0)  # an empty array argument of a kernel (an input it does not need)
 
 
 @functools.cache
@@ -1493,7 +1494,7 @@ class RareEarthModel(mesa.Model):
 
     def _set_orders(self, plan: dict) -> dict:
         f, fb = self.firms, self.fb
-        pr, mf = self.producers, self.makers
+        mf = self.makers
         factor = self._demand_factor()  # (C, I)
         mj = self._mj  # the items manufacturers use
         # need = monthly use x demand factor x intensity; the last two are per country
@@ -1516,31 +1517,11 @@ class RareEarthModel(mesa.Model):
             )
         else:
             need, orders_mf, stock_mf = self._manufacturer_orders(per_c, r_eff)
-        orders = np.zeros((self.P, I))  # producers' orders
         # processors: inputs for the output they expect to sell, plus a base inventory
-        stock = f.stock[pr]
-        monthly = self._monthly_capacity()
-        # separators buy concentrate to run at the rate their margin supports
-        sep = self._pr_sep
-        ox_plan = self._sales_plan(
-            f.exp_sales[pr, 3:6],
-            stock[:, 3:6],
-            monthly[:, None],  # broadcasts against the (P, 3) plan (np.broadcast_to costs 15 us)
-            probe=monthly[:, None] * f.basket[pr],
-        )
-        inp = ox_plan / self.mk.separation_yield
-        tot = inp.sum(axis=1)
-        room = monthly * f.run_rate[pr, 0]
-        inp = inp * np.where(tot > room, room / np.maximum(tot, 1e-12), 1.0)[:, None]
-        g_in = (fb.inventory_base_months * inp - stock[:, 0:3]) / fb.inventory_adjust_months
-        orders[:, 0:3] = np.where(sep[:, None], np.maximum(inp + g_in, 0.0), 0.0)
-        mag = self._pr_mag
-        nd, hv = self._magnet_recipe(pr)
-        make = self._magnet_plan(monthly)
-        for col, per in ((4, nd), (5, hv)):
-            w = make * per
-            g = (fb.inventory_base_months * w - stock[:, col]) / fb.inventory_adjust_months
-            orders[:, col] = np.where(mag, np.maximum(w + g, 0.0), 0.0)
+        if self._k is not None:  # the same arithmetic, fused (abm.kernels.orders)
+            orders = self._producer_orders_fused()
+        else:
+            orders = self._producer_orders()
         # state stockpiles: buy toward the target in calm months, release in shortages
         use_g = (self.use_c * factor) @ self.reo_per_item / 12.0  # (C, G) t REO per month
         target_t = self.stockpile_target_days()[:, None] / 30.0 * use_g
@@ -1583,6 +1564,61 @@ class RareEarthModel(mesa.Model):
             "partners": partners,
             "plan_out": plan["out"],
         }
+
+    def _producer_orders(self) -> np.ndarray:
+        """(P, I) separators' and magnet makers' orders for their inputs (numpy engine)."""
+        f, fb, pr = self.firms, self.fb, self.producers
+        orders = np.zeros((self.P, I))  # producers' orders
+        stock = f.stock[pr]
+        monthly = self._monthly_capacity()
+        # separators buy concentrate to run at the rate their margin supports
+        sep = self._pr_sep
+        ox_plan = self._sales_plan(
+            f.exp_sales[pr, 3:6],
+            stock[:, 3:6],
+            monthly[:, None],  # broadcasts against the (P, 3) plan (np.broadcast_to costs 15 us)
+            probe=monthly[:, None] * f.basket[pr],
+        )
+        inp = ox_plan / self.mk.separation_yield
+        tot = inp.sum(axis=1)
+        room = monthly * f.run_rate[pr, 0]
+        inp = inp * np.where(tot > room, room / np.maximum(tot, 1e-12), 1.0)[:, None]
+        g_in = (fb.inventory_base_months * inp - stock[:, 0:3]) / fb.inventory_adjust_months
+        orders[:, 0:3] = np.where(sep[:, None], np.maximum(inp + g_in, 0.0), 0.0)
+        mag = self._pr_mag
+        nd, hv = self._magnet_recipe(pr)
+        make = self._magnet_plan(monthly)
+        for col, per in ((4, nd), (5, hv)):
+            w = make * per
+            g = (fb.inventory_base_months * w - stock[:, col]) / fb.inventory_adjust_months
+            orders[:, col] = np.where(mag, np.maximum(w + g, 0.0), 0.0)
+        return orders
+
+    def _producer_orders_fused(self) -> np.ndarray:
+        """What ``_producer_orders`` gives, in one kernel pass over the producers' rows."""
+        f, fb, pr = self.firms, self.fb, self.producers
+        nd, hv = self._magnet_recipe(pr)
+        return self._k.orders.producer_orders(
+            self._pr_sep,
+            self._pr_mag,
+            f.capacity,
+            f.ramp_cap,
+            f.ramp_left,
+            max(fb.ramp_up_months, 1),
+            f.active,
+            f.idle,
+            f.exp_sales,
+            f.stock,
+            f.basket,
+            f.run_rate,
+            nd,
+            hv,
+            float(fb.producer_stock_months),
+            PROBE_SHARE,
+            float(self.mk.separation_yield),
+            float(fb.inventory_base_months),
+            float(fb.inventory_adjust_months),
+        )
 
     def _manufacturer_orders(self, per_c: np.ndarray, r_eff: np.ndarray) -> tuple:
         """Manufacturers' need, orders and a contiguous copy of their stock (numpy engine)."""
@@ -2104,14 +2140,7 @@ class RareEarthModel(mesa.Model):
         sub = self.recycling_subsidy()
         if sub.any():
             value[self._pr_rec_rows] += sub[self._pr_rec_country]
-        _extra, mult = self.tech_ban()
-        key = mult.tobytes()
-        if getattr(self, "_capital_key", None) != key:  # the capital charge, per kg of output
-            processing = self._pr_processing
-            capital = self._capex[pr] * np.where(processing, mult[f.country], 1.0)
-            self._capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
-            self._capital_key = key
-        full = f.unit_cost + self._capital
+        full = f.unit_cost + self._capital_per_kg()
         margin = (value - full) / np.maximum(full, 1e-9)
         if not hasattr(self, "_op_margin"):
             self._op_margin = np.zeros(self.firms.n)  # manufacturers stay at 0
@@ -2121,34 +2150,21 @@ class RareEarthModel(mesa.Model):
         else:
             f.expected_margin += fb.expectation_speed * (margin - f.expected_margin)
 
-    def _learn(self) -> None:
+    def _capital_per_kg(self) -> np.ndarray:
+        """(P,) producers' capital charge per kg of output (cached per tech-ban cost multiple)."""
+        _extra, mult = self.tech_ban()
+        key = mult.tobytes()
+        if getattr(self, "_capital_key", None) != key:  # the capital charge, per kg of output
+            processing = self._pr_processing
+            country = self.firms.country[self.producers]
+            capital = self._capex[self.producers] * np.where(processing, mult[country], 1.0)
+            self._capital = capital * CAPITAL_RECOVERY_PER_YEAR / KG_PER_T
+            self._capital_key = key
+        return self._capital
+
+    def _learn_producers(self) -> None:
+        """Producers' expectations, losses, idling, restarts, bankruptcy and recycling growth."""
         f, fb = self.firms, self.fb
-        flows = self.flows
-        # risk perception: decay with the half-life, then shocks from restrictions
-        decay = 0.5 ** (1.0 / fb.risk_half_life_months)
-        self.risk_c *= decay
-        self._risk_version += 1
-        restr = flows.restriction.copy()  # (exporter, target)
-        binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
-        restr = np.maximum(restr, fb.binding_quota_risk * binding[:, None] * self._off_c)
-        coercers = np.zeros(C)
-        for d in self.policy.active_disputes():
-            if restr[d.coercer].max() > 0:
-                coercers[d.coercer] = 1.0
-        if restr.any() or coercers.any():
-            # per country first (C x C), then to firms: what each buyer's country suffers, what
-            # it sees others suffer (spillover), and the coercer's reputation
-            by_c = (
-                np.maximum(
-                    np.maximum(restr.T, restr.max(axis=1)[None, :] * fb.risk_spillover),
-                    coercers[None, :] * fb.reputation_weight,
-                )
-                * fb.risk_shock
-            )  # (buyer country, exporter)
-            np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
-            # risk += shock * (1 - risk) (sellers, the miners, hold no risk: see firm_risk)
-            self.risk_c += (1.0 - self.risk_c) * by_c
-        # expectations, losses, idling, restarts, bankruptcy
         if self.fb.learning_rate > 0:
             self._entrant_learning()
         self._refresh_expectations()
@@ -2193,6 +2209,116 @@ class RareEarthModel(mesa.Model):
             f.proj_capex_left[broke] = 0.0
         bad = f.proj_bad_months[pr]
         bad[:] = np.where((f.proj_size[pr] > 0) & (f.expected_margin[pr] < 0), bad + 1, 0)
+        # recycling capacity grows while recycling pays
+        rec = self._pr_rec & active
+        if rec.any():
+            grow = np.minimum(np.maximum(op_margin, 0.0), 1.0) * fb.recycling_growth_per_month
+            cap[:] = np.where(rec, cap * (1.0 + grow), cap)
+
+    def _learn_producers_fused(self) -> None:
+        """What ``_learn_producers`` does, in one kernel pass over the producers' rows."""
+        f, fb, pr = self.firms, self.fb, self.producers
+        self.exp_price += fb.expectation_speed * (self.price - self.exp_price)
+        thrift = bool(fb.heavy_thrift_in_magnets)
+        # Dy/Tb thrifting: a magnet maker's Dy/Tb coefficient is its current recipe's (negated)
+        hv = self._magnet_recipe(pr)[1] if thrift else self._op_margin
+        if self._k.learn.einsum_order():  # the kernel adds up the value as np.einsum does
+            value = _EMPTY
+        else:  # a numpy build whose einsum adds in another order: numpy adds, as in the numpy code
+            coef = self._value_coef
+            if thrift:
+                coef = coef.copy()
+                coef[self._pr_mag, OXIDE[2]] = -hv[self._pr_mag]
+            value = np.einsum("ni,ni->n", coef, np.take(self.exp_price.T, self._c_pr, axis=0))
+        sub = self.recycling_subsidy()
+        learns = fb.learning_rate > 0
+        nb = float(np.log2(1.0 - fb.learning_rate)) if learns else 0.0  # -b of Wright's law
+        n_broke, broke_cash, broke_c = self._k.learn.producer_learning(
+            self._pr_mag,
+            self._pr_rec,
+            self._c_pr,
+            f.basket,
+            f.price_floor,
+            f.price_floor_good,
+            self.exp_price,
+            self._value_coef,
+            thrift,
+            hv,
+            value,
+            sub,
+            bool(sub.any()),
+            self._capital_per_kg(),
+            float(fb.expectation_speed),
+            learns,
+            self._entrant,
+            self._units,
+            self._cum_units,
+            self._cost0,
+            nb,
+            float(fb.learning_floor_share),
+            f.unit_cost,
+            f.expected_margin,
+            self._op_margin,
+            f.active,
+            f.idle,
+            f.capacity,
+            f.loss_months,
+            self._must_run_n,
+            self._can_shut,
+            float(fb.idle_after_loss_months),
+            float(fb.restart_cost_share),
+            self.restart_due,
+            float(fb.bankrupt_debt_years),
+            f.cash,
+            float(fb.bankrupt_after_loss_months),
+            f.prospect_size,
+            f.prospect,
+            f.bankrupt_month,
+            f.permitted,
+            f.proj_size,
+            f.proj_capex_left,
+            f.proj_bad_months,
+            int(self.month),
+            float(fb.recycling_growth_per_month),
+            KG_PER_T,
+            C,
+        )
+        if n_broke:  # creditors write off the bankrupt firms' debt
+            self.bankruptcies += broke_c
+            self.external_in += float(-broke_cash.sum())
+
+    def _learn(self) -> None:
+        fb = self.fb
+        flows = self.flows
+        # risk perception: decay with the half-life, then shocks from restrictions
+        decay = 0.5 ** (1.0 / fb.risk_half_life_months)
+        self.risk_c *= decay
+        self._risk_version += 1
+        restr = flows.restriction.copy()  # (exporter, target)
+        binding = stacked(flows.clearings, "quota_binding").any(axis=0).astype(float)
+        restr = np.maximum(restr, fb.binding_quota_risk * binding[:, None] * self._off_c)
+        coercers = np.zeros(C)
+        for d in self.policy.active_disputes():
+            if restr[d.coercer].max() > 0:
+                coercers[d.coercer] = 1.0
+        if restr.any() or coercers.any():
+            # per country first (C x C), then to firms: what each buyer's country suffers, what
+            # it sees others suffer (spillover), and the coercer's reputation
+            by_c = (
+                np.maximum(
+                    np.maximum(restr.T, restr.max(axis=1)[None, :] * fb.risk_spillover),
+                    coercers[None, :] * fb.reputation_weight,
+                )
+                * fb.risk_shock
+            )  # (buyer country, exporter)
+            np.fill_diagonal(by_c, 0.0)  # buyers do not fear their own country's exports
+            # risk += shock * (1 - risk) (sellers, the miners, hold no risk: see firm_risk)
+            self.risk_c += (1.0 - self.risk_c) * by_c
+        # expectations, losses, idling, restarts, bankruptcy, recycling growth (per producer)
+        if self._k is not None:  # the same arithmetic, fused (abm.kernels.learn)
+            self._learn_producers_fused()
+        else:
+            self._learn_producers()
         # substitution and thrifting: driven by price and risk, never reversed
         pm = self.price[3:6].T / self.p0[3:6]  # (C, G) oxide price multiples
         trig = fb.substitution_price_trigger
@@ -2204,11 +2330,6 @@ class RareEarthModel(mesa.Model):
         cut = 1.0 - self._substitution_rate * pressure
         self.intensity_c = np.maximum(self.intensity_c * cut, self._substitution_floor)
         self.rd_pressure *= 0.9
-        # recycling capacity grows while recycling pays
-        rec = self._pr_rec & active
-        if rec.any():
-            grow = np.minimum(np.maximum(op_margin, 0.0), 1.0) * fb.recycling_growth_per_month
-            cap[:] = np.where(rec, cap * (1.0 + grow), cap)
         # supplier shares (for risk weighting and dependence)
         fl = stacked(flows.clearings, "flows")  # (I, exporter, buyer)
         bought = fl.sum(axis=1)  # (I, buyer)

@@ -152,10 +152,14 @@ def record_month(model, rec: Recorder, month: int) -> None:
     key = model.__dict__.get("_capacity_key")
     if key is None:
         key = model._capacity_key = f.country[pr].astype(int) * 4 + f.kind[pr].astype(int)
-    cap = f.capacity[pr] * f.active[pr]
-    online = np.bincount(key, weights=cap, minlength=4 * C)
-    building = np.bincount(key, weights=f.proj_size[pr], minlength=4 * C)
-    idle = np.bincount(key, weights=cap * f.idle[pr], minlength=4 * C)
+    if model._k is not None:  # the same sums, fused (abm.kernels.collect)
+        args = (f.capacity, f.active, f.idle, f.proj_size, key, 4 * C)
+        online, building, idle = model._k.collect.capacity_totals(*args)
+    else:
+        cap = f.capacity[pr] * f.active[pr]
+        online = np.bincount(key, weights=cap, minlength=4 * C)
+        building = np.bincount(key, weights=f.proj_size[pr], minlength=4 * C)
+        idle = np.bincount(key, weights=cap * f.idle[pr], minlength=4 * C)
     cs = _CS_DIMS
     rec.add(month, "capacity_t_per_year", online, **cs)
     rec.add(month, "construction_t_per_year", building, **cs)

@@ -5,6 +5,6 @@ exactly what the numpy code beside its call in :mod:`abm.model` does, in the sam
 two engines give identical results; ``tests/test_engine.py`` checks that on every scenario.
 """
 
-from abm.kernels import market, orders, plan, settle
+from abm.kernels import collect, learn, market, orders, plan, settle
 
-__all__ = ["market", "orders", "plan", "settle"]
+__all__ = ["collect", "learn", "market", "orders", "plan", "settle"]
