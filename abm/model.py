@@ -78,8 +78,6 @@ SALES_EXPECTATION_SPEED = 0.3
 """Weight of this month's sales in a producer's expected sales."""
 HOLD_LIMIT_MONTHS = 6.0
 """A miner keeps at most this many months of a co-product it cannot sell; the rest is tailings."""
-_NO_PAY = np.empty(0)
-"""No recycling subsidy this month (the settlement kernel takes an empty array for none)."""
 CAPITAL_RECOVERY_PER_YEAR = 0.15
 """Annual capital charge on capex (about 10 years at 8%), used in full-cost margins."""
 
@@ -1779,21 +1777,26 @@ class RareEarthModel(mesa.Model):
         # miners dump co-products they cannot sell beyond the holding limit (tailings), the
         # recycling subsidy is paid, and projects under construction spend their capex
         sub = self.recycling_subsidy()
-        pay = plan["recycled"] * KG_PER_T * sub[f.country[pr]] if sub.any() else None
+        with_pay = bool(sub.any())
         if kern is not None:  # the same arithmetic, fused
-            discard, spend = kern.producer_close(
+            discard, pay, spend = kern.producer_close(
                 f.stock,
                 f.cash,
                 plan["hold_limit"],
-                _NO_PAY if pay is None else pay,
+                plan["recycled"],
+                sub,
+                with_pay,
+                KG_PER_T,
+                self._c_pr,
                 f.proj_size,
                 f.proj_capex_left,
                 f.proj_left,
             )
         else:
+            pay = plan["recycled"] * KG_PER_T * sub[f.country[pr]] if with_pay else None
             discard, spend = self._producer_close(plan["hold_limit"], pay)
         consumed = consumed + ones_p @ discard
-        if pay is not None:
+        if with_pay:
             by_c = self.by_country(pay, pr)
             for c in sub.nonzero()[0]:
                 self.states[c].budget_usd -= by_c[c]

@@ -237,21 +237,25 @@ def maker_settle(stock, cash, orders_mf, stock_mf, need, fill, cost_t, c_mf, row
 
 
 @jit
-def producer_close(stock, cash, hold_limit, pay, proj_size, proj_capex_left, proj_left):
+def producer_close(
+    stock, cash, hold_limit, recycled, subsidy, with_pay, kg_per_t, c_pr, proj_size,
+    proj_capex_left, proj_left,
+):  # fmt: skip
     """Miners' discard beyond the holding limit, recycling subsidy and capex, for rows < P.
 
     The numpy code of ``RareEarthModel._settle``, fused: ``discard = max(stock - limit, 0)``
-    where ``limit > 0`` (else 0; nan stays nan), ``stock -= discard``; ``cash += pay`` when
-    ``pay`` is not empty; ``spend = capex_left / max(proj_left, 1)`` where ``proj_size > 0``
-    (else 0), ``capex_left -= spend``, ``cash -= spend``.
+    where ``limit > 0`` (else 0; nan stays nan), ``stock -= discard``; with a subsidy in force
+    (``with_pay``), ``pay = recycled * kg_per_t * subsidy[c_pr]`` and ``cash += pay``;
+    ``spend = capex_left / max(proj_left, 1)`` where ``proj_size > 0`` (else 0),
+    ``capex_left -= spend``, ``cash -= spend``.
 
     Returns:
-        (discard (P, I), spend (P,)).
+        (discard (P, I), pay (P,) or empty without a subsidy, spend (P,)).
     """
     p, ni = hold_limit.shape
     discard = np.empty((p, ni))
+    pay = np.empty(p if with_pay else 0)
     spend = np.empty(p)
-    with_pay = pay.shape[0] > 0
     for r in range(p):
         for i in range(ni):
             lim = hold_limit[r, i]
@@ -264,7 +268,9 @@ def producer_close(stock, cash, hold_limit, pay, proj_size, proj_capex_left, pro
             stock[r, i] -= d
         cr = cash[r]
         if with_pay:
-            cr += pay[r]
+            pay_r = recycled[r] * kg_per_t * subsidy[c_pr[r]]
+            pay[r] = pay_r
+            cr += pay_r
         sp = 0.0
         if proj_size[r] > 0:
             months = proj_left[r]
@@ -274,7 +280,7 @@ def producer_close(stock, cash, hold_limit, pay, proj_size, proj_capex_left, pro
         proj_capex_left[r] -= sp
         cash[r] = cr - sp
         spend[r] = sp
-    return discard, spend
+    return discard, pay, spend
 
 
 @jit
