@@ -78,6 +78,8 @@ SALES_EXPECTATION_SPEED = 0.3
 """Weight of this month's sales in a producer's expected sales."""
 HOLD_LIMIT_MONTHS = 6.0
 """A miner keeps at most this many months of a co-product it cannot sell; the rest is tailings."""
+_NO_BLOCKS = np.empty(0, dtype=np.intp)
+"""No block starts: the settlement kernel then leaves the sums by country to ``sum_makers``."""
 CAPITAL_RECOVERY_PER_YEAR = 0.15
 """Annual capital charge on capex (about 10 years at 8%), used in full-cost margins."""
 
@@ -1744,7 +1746,7 @@ class RareEarthModel(mesa.Model):
         # of one input stops the output that depends on it (its REO content times value per kg)
         need = orders["need"]  # (M, items manufacturers use)
         if kern is not None:  # purchases, pass-through, the stock check and consumption, fused
-            manuf_paid, use, short, bad = kern.maker_settle(
+            manuf_paid, use, short, use_blocks, bad = kern.maker_settle(
                 f.stock,
                 f.cash,
                 orders["orders_mf"],
@@ -1755,10 +1757,16 @@ class RareEarthModel(mesa.Model):
                 self._c_mf,
                 self.P,
                 mj.start,
+                _NO_BLOCKS if self._mf_reduce is None else self._mf_reduce[1],
             )
             self.external_in += float(manuf_paid.sum())
             if bad >= 0:
                 self._negative_maker_stock(bad)
+            if self._mf_reduce is not None:  # sum_makers(use), added in the kernel
+                use_c = np.zeros((C, use.shape[1]))
+                use_c[self._mf_reduce[0]] = use_blocks
+            else:
+                use_c = self.sum_makers(use)
         else:
             f.cash[mf] += manuf_paid
             self.external_in += float(manuf_paid.sum())
@@ -1768,11 +1776,12 @@ class RareEarthModel(mesa.Model):
             stock_mf -= use
             f.stock[mf, mj] = stock_mf
             short = need - use
+            use_c = self.sum_makers(use)
         consumed = np.zeros(I)
         consumed[mj] = self._ones_n[mf] @ use  # for the conservation check only
         # lost output: REO short (t) x US$ per kg x 1000, split by sector mix, per country
         lost_cs = self.sum_makers_weighted(short @ self._reo_total[mj], self._lost_weight)
-        cons_cg = self.sum_makers(use) @ self._consumed_content(plan["out"])
+        cons_cg = use_c @ self._consumed_content(plan["out"])
 
         # miners dump co-products they cannot sell beyond the holding limit (tailings), the
         # recycling subsidy is paid, and projects under construction spend their capex
