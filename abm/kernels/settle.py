@@ -4,14 +4,16 @@
 ``producer_trade`` (output, restart costs, pool sales, purchases), ``maker_settle``
 (manufacturers' purchases, the negative-stock check, consumption), ``producer_close`` (the
 holding-limit discard, recycling subsidy, capex) and, after the conservation checks,
-``expect_sales``. Sums over firms by country and the conservation tallies stay numpy calls.
+``expect_sales``. The conservation tallies and the sums by country stay numpy calls (matrix
+products, whose order BLAS picks), but for one.
 
-Two per-firm sums are numpy reductions whose order numpy fixes, done here in that order: a row
-sum of 8 items (``x.sum(axis=1)``: numpy's pairwise sum, 8 partial sums added as a tree) and
-the row dot product ``np.einsum("ni,ni->n", a, b)`` (numpy's vector loop: 2 lanes of float64
-on an x86-64-v2 build, each adding products in a fixed order). :func:`matches_numpy` checks both
-against this numpy once per process; where they differ (another numpy build or CPU), the model
-settles with its numpy code instead.
+Three sums are numpy reductions whose order numpy fixes, done here in that order: a row sum of
+8 items (``x.sum(axis=1)``: numpy's pairwise sum, 8 partial sums added as a tree), the row dot
+product ``np.einsum("ni,ni->n", a, b)`` (numpy's vector loop: 2 lanes of float64 on an
+x86-64-v2 build, each adding its products in a fixed order) and manufacturers' use by country
+block (``np.add.reduceat``: a block's first row plus the pairwise sum of the others).
+:func:`matches_numpy` checks all three against this numpy once per process; where one differs
+(another numpy build or CPU), the model settles with its numpy code instead.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from abm.engine import jit
 
 @jit
 def _row_sum(a, r):
-    """``a[r].sum()`` as numpy's pairwise sum adds a row of at most 128 (output starts at 0)."""
+    """``a[r].sum()`` as numpy's pairwise sum adds a row of at most 128 (output starts at 0).
+
+    Settlement sums rows of ``I`` = 8 items; longer rows would need numpy's recursive split.
+    """
     n = a.shape[1]
     if n < 8:  # numpy adds a short row in order, from -0.0
         s = -0.0
