@@ -79,6 +79,8 @@ SALES_EXPECTATION_SPEED = 0.3
 """Weight of this month's sales in a producer's expected sales."""
 HOLD_LIMIT_MONTHS = 6.0
 """A miner keeps at most this many months of a co-product it cannot sell; the rest is tailings."""
+_NO_BLOCKS = np.empty(0, dtype=np.intp)
+"""No block starts: the settlement kernel then leaves the sums by country to ``sum_makers``."""
 CAPITAL_RECOVERY_PER_YEAR = 0.15
 """Annual capital charge on capex (about 10 years at 8%), used in full-cost margins."""
 
@@ -1850,21 +1852,21 @@ class RareEarthModel(mesa.Model):
     def _settle(self, plan: dict, orders: dict, market: dict) -> None:
         f = self.firms
         pr, mf = self.producers, self.makers
+        # the fused kernels (abm.kernels.settle), unless this numpy adds its row sums in
+        # another order than they do (then the numpy code below: the same results)
+        kern = self._k.settle if self._k is not None and self._k.settle.matches_numpy() else None
         goods_before = self._holdings()
         money_before = self._money()
         ext_in0, ext_out0 = self.external_in, self.external_out
 
-        # production
-        f.stock[pr] += plan["out"] - plan["used"]
-        f.cash[pr] -= plan["cost"]
+        # production (firms' stock and cash move with the sales below, in _producer_trade)
         self.external_out += float(plan["cost"].sum())
         ones_p = self._ones_n[pr]  # column sums by matrix-vector products (conservation only)
         produced = ones_p @ plan["out"] - ones_p @ plan["used"]
-        # restart costs decided last month
-        if self.restart_due.any():  # producers only
-            f.cash[pr] -= self.restart_due[pr]
+        # restart costs decided last month (paid in _producer_trade)
+        restart = bool(self.restart_due.any())  # producers only
+        if restart:
             self.external_out += float(self.restart_due.sum())
-            self.restart_due[:] = 0.0
 
         # market transfers, all items at once: sellers in a country share its sales pro rata
         # to what they offered (after contract deliveries from named firms, which come first);
@@ -1888,24 +1890,32 @@ class RareEarthModel(mesa.Model):
                 pool_supply[x, i] -= cl.contract_t[k]
         frac = np.where(pool_supply > 1e-12, pool_t / np.maximum(pool_supply, 1e-12), 0.0)
         per_t = np.where(pool_t > 1e-12, pool_rev / np.maximum(pool_t, 1e-12), 0.0)
-        rest = np.take(frac, self._c_pr, axis=0) * (offers - firm_t)
-        sold_all = firm_t + rest
-        rev_all = firm_rev + rest * np.take(per_t, self._c_pr, axis=0)
-        f.stock[pr] -= sold_all
-        rev_n = rev_all.sum(axis=1)
-        f.cash[pr] += rev_n
-        revenue = self.by_country(rev_n, pr)
         fill = np.where(dem > 1e-12, bought_c / np.maximum(dem, 1e-12), 1.0)  # (C, I)
         cost_t = np.where(bought_c > 1e-12, paid_c / np.maximum(bought_c, 1e-12), 0.0)
-        got = orders["orders"] * np.take(fill, self._c_pr, axis=0)
-        f.stock[pr] += got
-        f.cash[pr] -= np.einsum("ni,ni->n", got, np.take(cost_t, self._c_pr, axis=0))
+        trade = (offers, firm_t, firm_rev, frac, per_t, fill, cost_t, orders["orders"])
+        if kern is not None:  # the same arithmetic, fused
+            sold_all, rev_all, rev_n = kern.producer_trade(
+                f.stock,
+                f.cash,
+                plan["out"],
+                plan["used"],
+                plan["cost"],
+                self.restart_due,
+                *trade,
+                self._c_pr,
+            )
+        else:
+            sold_all, rev_all, rev_n = self._producer_trade(plan, restart, *trade)
+        if restart:
+            self.restart_due[:] = 0.0
+        revenue = self.by_country(rev_n, pr)
         mj = self._mj
-        got = orders["orders_mf"] * np.take(fill[:, mj], self._c_mf, axis=0)
-        manuf_paid = np.einsum("ni,ni->n", got, np.take(cost_t[:, mj], self._c_mf, axis=0))
         stock_mf = orders["stock_mf"]  # contiguous copy, written back below
-        stock_mf += got
-        f.cash[mf] -= manuf_paid
+        if kern is None:
+            got = orders["orders_mf"] * np.take(fill[:, mj], self._c_mf, axis=0)
+            manuf_paid = np.einsum("ni,ni->n", got, np.take(cost_t[:, mj], self._c_mf, axis=0))
+            stock_mf += got
+            f.cash[mf] -= manuf_paid
         self.fill = fill
         # which items have releases, purchases or export tax this month (adding zeros is exact)
         rel_any = orders["release"].any(axis=0)
@@ -1944,48 +1954,75 @@ class RareEarthModel(mesa.Model):
             f.cash[r] += top
             self.states[payer].budget_usd -= top
             self.states[payer].spent_usd += top
-        # manufacturers recover what they paid for inputs from their customers (pass-through)
-        f.cash[mf] += manuf_paid
-        self.external_in += float(manuf_paid.sum())
-
+        # manufacturers recover what they paid for inputs from their customers (pass-through);
         # consumption and lost output: each input serves its own product lines, so a shortfall
         # of one input stops the output that depends on it (its REO content times value per kg)
         need = orders["need"]  # (M, items manufacturers use)
-        if stock_mf.min(initial=0.0) < -1e-6:  # buyers cannot hold less than nothing
-            r = int(np.argmin(stock_mf.min(axis=1)))
-            raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
-        use = np.minimum(stock_mf, need)
-        stock_mf -= use
-        f.stock[mf, mj] = stock_mf
+        if kern is not None:  # purchases, pass-through, the stock check and consumption, fused
+            manuf_paid, use, short, use_blocks, bad = kern.maker_settle(
+                f.stock,
+                f.cash,
+                orders["orders_mf"],
+                stock_mf,
+                need,
+                fill,
+                cost_t,
+                self._c_mf,
+                self.P,
+                mj.start,
+                _NO_BLOCKS if self._mf_reduce is None else self._mf_reduce[1],
+            )
+            self.external_in += float(manuf_paid.sum())
+            if bad >= 0:
+                self._negative_maker_stock(bad)
+            if self._mf_reduce is not None:  # sum_makers(use), added in the kernel
+                use_c = np.zeros((C, use.shape[1]))
+                use_c[self._mf_reduce[0]] = use_blocks
+            else:
+                use_c = self.sum_makers(use)
+        else:
+            f.cash[mf] += manuf_paid
+            self.external_in += float(manuf_paid.sum())
+            if stock_mf.min(initial=0.0) < -1e-6:  # buyers cannot hold less than nothing
+                self._negative_maker_stock(int(np.argmin(stock_mf.min(axis=1))))
+            use = np.minimum(stock_mf, need)
+            stock_mf -= use
+            f.stock[mf, mj] = stock_mf
+            short = need - use
+            use_c = self.sum_makers(use)
         consumed = np.zeros(I)
         consumed[mj] = self._ones_n[mf] @ use  # for the conservation check only
         # lost output: REO short (t) x US$ per kg x 1000, split by sector mix, per country
-        short = need - use
         lost_cs = self.sum_makers_weighted(short @ self._reo_total[mj], self._lost_weight)
-        cons_cg = self.sum_makers(use) @ self._consumed_content(plan["out"])
+        cons_cg = use_c @ self._consumed_content(plan["out"])
 
-        # miners dump co-products they cannot sell beyond the holding limit (tailings)
-        lim = plan["hold_limit"]
-        discard = np.where(lim > 0, np.maximum(f.stock[pr] - lim, 0.0), 0.0)
-        f.stock[pr] -= discard
-        consumed = consumed + ones_p @ discard
-
-        # recycling subsidy
+        # miners dump co-products they cannot sell beyond the holding limit (tailings), the
+        # recycling subsidy is paid, and projects under construction spend their capex
         sub = self.recycling_subsidy()
-        if sub.any():
-            pay = plan["recycled"] * KG_PER_T * sub[f.country[pr]]
-            f.cash[pr] += pay
+        with_pay = bool(sub.any())
+        if kern is not None:  # the same arithmetic, fused
+            discard, pay, spend = kern.producer_close(
+                f.stock,
+                f.cash,
+                plan["hold_limit"],
+                plan["recycled"],
+                sub,
+                with_pay,
+                KG_PER_T,
+                self._c_pr,
+                f.proj_size,
+                f.proj_capex_left,
+                f.proj_left,
+            )
+        else:
+            pay = plan["recycled"] * KG_PER_T * sub[f.country[pr]] if with_pay else None
+            discard, spend = self._producer_close(plan["hold_limit"], pay)
+        consumed = consumed + ones_p @ discard
+        if with_pay:
             by_c = self.by_country(pay, pr)
             for c in sub.nonzero()[0]:
                 self.states[c].budget_usd -= by_c[c]
                 self.states[c].spent_usd += by_c[c]
-
-        # capex of projects under construction
-        building = f.proj_size[pr] > 0  # producers only (manufacturers never build)
-        left = f.proj_capex_left[pr]
-        spend = np.where(building, left / np.maximum(f.proj_left[pr], 1), 0.0)
-        left -= spend
-        f.cash[pr] -= spend
         self.external_out += float(spend.sum())
 
         # conservation
@@ -2001,8 +2038,22 @@ class RareEarthModel(mesa.Model):
                 f"{money_after:.2f}, external net {d_ext:.2f}"
             )
         recycler = self._pr_rec
-        production = self.by_country(plan["out"] * ~recycler[:, None], pr)
-        rec_cg = self.by_country(plan["recycled"][:, None] * f.basket[pr] * recycler[:, None], pr)
+        if kern is not None:  # the expected sales (last line below) and the output tables' terms
+            made, rec_g = kern.expect_sales(
+                f.exp_sales,
+                sold_all,
+                self._sell_mask,
+                SALES_EXPECTATION_SPEED,
+                plan["out"],
+                plan["recycled"],
+                f.basket,
+                recycler,
+            )
+        else:
+            made = plan["out"] * ~recycler[:, None]
+            rec_g = plan["recycled"][:, None] * f.basket[pr] * recycler[:, None]
+        production = self.by_country(made, pr)
+        rec_cg = self.by_country(rec_g, pr)
         access = market["rule_arrays"][1]
         cached = self.__dict__.get("_restriction_cache")  # (access, restriction)
         if cached is None or cached[0] is not access:  # access is shared while rules stand
@@ -2022,7 +2073,59 @@ class RareEarthModel(mesa.Model):
             restriction=restriction,
         )
         self._market = market
-        f.exp_sales[pr] += SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales[pr]) * self._sell_mask
+        if kern is None:
+            f.exp_sales[pr] += (
+                SALES_EXPECTATION_SPEED * (sold_all - f.exp_sales[pr]) * self._sell_mask
+            )
+
+    def _producer_trade(
+        self, plan, restart, offers, firm_t, firm_rev, frac, per_t, fill, cost_t, orders
+    ) -> tuple:
+        """Producers' output, restart costs, pool sales and purchases (numpy engine).
+
+        Moves their stock and cash; returns (sold, revenue) by item, (P, I), and revenue per
+        producer, (P,).
+        """
+        f, pr = self.firms, self.producers
+        # production
+        f.stock[pr] += plan["out"] - plan["used"]
+        f.cash[pr] -= plan["cost"]
+        if restart:  # restart costs decided last month
+            f.cash[pr] -= self.restart_due[pr]
+        # the pool's sales: each seller's share of what it offered, at the pool's price
+        rest = np.take(frac, self._c_pr, axis=0) * (offers - firm_t)
+        sold_all = firm_t + rest
+        rev_all = firm_rev + rest * np.take(per_t, self._c_pr, axis=0)
+        f.stock[pr] -= sold_all
+        rev_n = rev_all.sum(axis=1)
+        f.cash[pr] += rev_n
+        # purchases: the fill of their country's orders, at its cost per tonne
+        got = orders * np.take(fill, self._c_pr, axis=0)
+        f.stock[pr] += got
+        f.cash[pr] -= np.einsum("ni,ni->n", got, np.take(cost_t, self._c_pr, axis=0))
+        return sold_all, rev_all, rev_n
+
+    def _producer_close(self, lim: np.ndarray, pay: np.ndarray | None) -> tuple:
+        """Miners' discard beyond the holding limit, recycling subsidy and capex (numpy engine).
+
+        Returns:
+            (discard (P, I), capex spent (P,)).
+        """
+        f, pr = self.firms, self.producers
+        discard = np.where(lim > 0, np.maximum(f.stock[pr] - lim, 0.0), 0.0)
+        f.stock[pr] -= discard
+        if pay is not None:
+            f.cash[pr] += pay
+        building = f.proj_size[pr] > 0  # producers only (manufacturers never build)
+        left = f.proj_capex_left[pr]
+        spend = np.where(building, left / np.maximum(f.proj_left[pr], 1), 0.0)
+        left -= spend
+        f.cash[pr] -= spend
+        return discard, spend
+
+    def _negative_maker_stock(self, r: int) -> None:
+        """Raise ConservationError for manufacturer ``r`` (buyers cannot hold less than nothing)."""
+        raise ConservationError(f"negative stock in {self.date}: manufacturer {self.P + r}")
 
     @staticmethod
     def _restriction_of(access: np.ndarray) -> np.ndarray:
