@@ -247,3 +247,38 @@ def test_settlement_kernels_are_used_where_they_add_as_numpy_does(monkeypatch):
         monkeypatch.setattr(settle, name, lambda *a, _fn=fn, _n=name: calls.append(_n) or _fn(*a))
     _stepped("numba")
     assert calls == ["producer_trade", "maker_settle", "producer_close", "expect_sales"]
+
+
+@needs_numba
+def test_block_sums_add_as_reduceat_over_long_blocks():
+    """Blocks longer than 128 rows take numpy's halving (walked without recursion)."""
+    from abm.kernels.settle import block_sums
+
+    rng = np.random.default_rng(3)
+    for m in (1, 9, 129, 300, 5000, 20000):
+        x = rng.standard_normal((m, 5)) * 10.0 ** rng.integers(-6, 6, (m, 5))
+        for starts in (np.array([0]), np.unique(np.r_[0, rng.integers(0, m, 4)])):
+            assert np.array_equal(block_sums(x, starts), np.add.reduceat(x, starts, axis=0))
+
+
+def test_no_kernel_calls_itself():
+    """numba's cache crashes on reloading a self-recursive kernel: none may recurse."""
+    import ast
+    from pathlib import Path
+
+    import abm
+
+    folder = Path(abm.__file__).parent / "kernels"
+    found = []
+    for path in folder.glob("*.py"):
+        for fn in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(fn, ast.FunctionDef):
+                names = {
+                    c.func.id
+                    for c in ast.walk(fn)
+                    if isinstance(c, ast.Call) and isinstance(c.func, ast.Name)
+                }
+                if fn.name in names:
+                    found.append(f"{path.name}:{fn.name}")
+    assert len(list(folder.glob("*.py"))) >= 6
+    assert found == []

@@ -111,8 +111,8 @@ def row_dots(a, b):
 
 
 @jit
-def _pairwise(x, lo, n, j):
-    """Sum of ``x[lo:lo + n, j]`` as numpy's pairwise sum adds a strided run of ``n``."""
+def _pairwise_leaf(x, lo, n, j):
+    """:func:`_pairwise` of a run of at most 128 values (numpy's leaf)."""
     if n < 8:  # in order, from -0.0
         s = -0.0
         for r in range(lo, lo + n):
@@ -138,9 +138,50 @@ def _pairwise(x, lo, n, j):
             s += x[lo + i, j]
             i += 1
         return s
-    half = n // 2
-    half -= half % 8  # numpy splits at a multiple of 8
-    return _pairwise(x, lo, half, j) + _pairwise(x, lo + half, n - half, j)
+    return 0.0  # not reached: longer runs are split by _pairwise
+
+
+@jit
+def _pairwise(x, lo, n, j):
+    """Sum of ``x[lo:lo + n, j]`` as numpy's pairwise sum adds a strided run of ``n``.
+
+    Above 128 values numpy sums the two halves (the first a multiple of 8 long) and adds them.
+    The halving is walked with an explicit stack of frames, not by recursion: numba's cache
+    does not reload a self-recursive kernel safely (it crashed when loaded).
+    """
+    if n <= 128:
+        return _pairwise_leaf(x, lo, n, j)
+    f_lo = np.empty(64, dtype=np.int64)
+    f_n = np.empty(64, dtype=np.int64)
+    f_stage = np.zeros(64, dtype=np.int64)  # 0 new, 1 left pending, 2 right pending, 3 done
+    f_left = np.zeros(64)
+    f_lo[0], f_n[0], f_stage[0] = lo, n, 0
+    sp = 1
+    value = 0.0
+    while sp > 0:
+        t = sp - 1
+        m = f_n[t]
+        half = m // 2
+        half -= half % 8
+        if m <= 128 or f_stage[t] == 3:
+            value = _pairwise_leaf(x, f_lo[t], m, j) if m <= 128 else f_left[t] + value
+            sp -= 1
+            if sp > 0:  # hand the sum to the parent frame
+                p = sp - 1
+                if f_stage[p] == 1:
+                    f_left[p] = value
+                    f_stage[p] = 2
+                else:
+                    f_stage[p] = 3
+            continue
+        if f_stage[t] == 0:  # the left half first
+            f_stage[t] = 1
+            f_lo[sp], f_n[sp], f_stage[sp] = f_lo[t], half, 0
+            sp += 1
+        elif f_stage[t] == 2:  # then the right half
+            f_lo[sp], f_n[sp], f_stage[sp] = f_lo[t] + half, m - half, 0
+            sp += 1
+    return value
 
 
 @jit
