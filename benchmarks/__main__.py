@@ -75,7 +75,9 @@ def _git_commit() -> str | None:
     return res.stdout.strip() or None
 
 
-def run(quick: bool = False, profile: bool = False, progress=print) -> dict:
+def run(
+    quick: bool = False, profile: bool = False, progress=print, compile_time: bool = False
+) -> dict:
     """All measurements; returns the figures as one JSON-ready dict."""
     sizes = QUICK_SIZES if quick else FULL_SIZES
     repeats = 2 if quick else 3
@@ -116,7 +118,7 @@ def run(quick: bool = False, profile: bool = False, progress=print) -> dict:
             }
         )
     progress("  engine start-up in fresh processes ...")
-    startup = measure.engine_startup()
+    startup = measure.engine_startup(first_ever=compile_time)
     progress("  default scenario with counterfactual ...")
     default = measure.default_scenario(trace_memory=not quick)
     progress("  explorer month at the default size ...")
@@ -261,11 +263,15 @@ def format_report(res: dict) -> str:
             )
     su = res.get("engine_startup") or {}
     if su.get("numba_cached") and "once_per_process_seconds" in su["numba_cached"]:
+        first = su.get("numba_first_ever") or {}
+        cold = (
+            f", {first['once_per_process_seconds']:.1f} s the first time on a machine (compiling)"
+            if "once_per_process_seconds" in first
+            else " (the first time on a machine, compiling: --compile-time)"
+        )
         lines.append(
             f"  numba engine, once per process (not in the rates above): "
-            f"{su['numba_cached']['once_per_process_seconds']:.2f} s with numba's cache, "
-            f"{su['numba_first_ever']['once_per_process_seconds']:.1f} s the first time on a "
-            f"machine (compiling)"
+            f"{su['numba_cached']['once_per_process_seconds']:.2f} s with numba's cache{cold}"
         )
     d = res["default_scenario"]
     w = d["manifest_wall_seconds"]
@@ -333,8 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--profile", action="store_true", help="add cProfile hot spots (10,000 firms, 12 months)"
     )
+    ap.add_argument(
+        "--compile-time",
+        action="store_true",
+        help="also time the numba kernels' first compilation (an empty cache; 20-45 s more)",
+    )
     args = ap.parse_args(argv)
-    res = run(quick=args.quick, profile=args.profile)
+    res = run(quick=args.quick, profile=args.profile, compile_time=args.compile_time)
     print(format_report(res))
     if args.json:
         path = Path(args.json)
