@@ -1,10 +1,15 @@
-"""Kernels for step orders of a month (see abm.kernels)."""
+"""Kernels for step 4 of a month, orders (see :mod:`abm.kernels`).
+
+``manufacturer_orders``: manufacturers' need and orders for the items they use;
+``producer_orders``: separators' concentrate and magnet makers' oxide orders. Both are one pass
+over their rows with the float64 operations of the numpy code in ``RareEarthModel._set_orders``.
+"""
 
 from __future__ import annotations
 
-import numpy as np  # noqa: F401
+import numpy as np
 
-from abm.engine import jit  # noqa: F401
+from abm.engine import jit
 
 
 @jit
