@@ -93,7 +93,7 @@ def test_default_size_never_imports_numba(monkeypatch):
 
 @needs_numba
 def test_pairwise_sum_is_numpys_sum():
-    from abm.kernels.market import pairwise_sum
+    from abm.kernels.common import pairwise_sum
 
     rng = np.random.default_rng(7)
     for n in [*range(1, 140), 255, 256, 257, 512, 1000, 4099]:

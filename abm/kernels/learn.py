@@ -15,16 +15,7 @@ import functools
 import numpy as np
 
 from abm.engine import jit
-
-
-@jit
-def _maximum(a, b):
-    """``np.maximum(a, b)`` of two floats: a NaN on either side is the result."""
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a >= b else b
+from abm.kernels.common import maximum
 
 
 @jit
@@ -170,9 +161,9 @@ def producer_learning(
             cum_units[r] = cum_new
             ref = capacity[r]
             if ent and cum_old >= ref and ref > 0:
-                ratio = cum_new / _maximum(cum_old, 1e-12)
+                ratio = cum_new / maximum(cum_old, 1e-12)
                 cut = uc * ratio**nb
-                uc = _maximum(cut, floor_share * cost0[r])
+                uc = maximum(cut, floor_share * cost0[r])
                 unit_cost[r] = uc
         # ---- margins: value added per kg at the expected local prices
         if value_in.shape[0]:  # numpy's einsum, where its order is not _dot8's (einsum_order)
@@ -182,13 +173,13 @@ def producer_learning(
             value = _dot8(coef, r, c5, price, c)
         if price_floor[r] > 0:  # a guaranteed price tops up the covered oxide's value
             g = np.intp(price_floor_good[r])
-            gain = _maximum(price_floor[r] - price[3 + g, c], 0.0)
+            gain = maximum(price_floor[r] - price[3 + g, c], 0.0)
             value += gain * basket[r, g]
         if has_sub and kind_rec[r]:
             value += sub[c]
         full = uc + capital[r]
-        margin = (value - full) / _maximum(full, 1e-9)
-        om = (value - uc) / _maximum(uc, 1e-9)
+        margin = (value - full) / maximum(full, 1e-9)
+        om = (value - uc) / maximum(uc, 1e-9)
         op_margin[r] = om
         em = expected_margin[r] + speed * (margin - expected_margin[r])
         expected_margin[r] = em

@@ -3,9 +3,9 @@
 At 8 items x 8 countries x 8 countries the numpy code's cost is its calls, not its arithmetic:
 a round of export requests is about twenty numpy calls on 512 numbers. The kernels below do the
 same float64 operations in the same order. Where numpy sums along a contiguous axis it uses its
-pairwise summation (eight running sums per block, then a fixed tree); :func:`pairwise_sum` does
-the same, so the sums agree bit for bit; a sum across rows (along a strided axis) is a plain
-running sum in numpy and here.
+pairwise summation (eight running sums per block, then a fixed tree), which
+:func:`abm.kernels.common.pairwise_sum` reproduces, so the sums agree bit for bit; a sum across
+rows (along a strided axis) is a plain running sum in numpy and here.
 """
 
 from __future__ import annotations
@@ -13,90 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from abm.engine import jit
+from abm.kernels.common import pairwise_sum
 
 _EPS = 1e-9  # abm.market._EPS
-_BLOCK = 128  # numpy's PW_BLOCKSIZE
-
-
-@jit
-def _block_sum(a, start, n):
-    """The pairwise sum numpy gives of at most 128 contiguous values (see :func:`pairwise_sum`)."""
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += a[start + i]
-        return res
-    r0 = a[start]
-    r1 = a[start + 1]
-    r2 = a[start + 2]
-    r3 = a[start + 3]
-    r4 = a[start + 4]
-    r5 = a[start + 5]
-    r6 = a[start + 6]
-    r7 = a[start + 7]
-    i = 8
-    stop = n - n % 8
-    while i < stop:
-        r0 += a[start + i]
-        r1 += a[start + i + 1]
-        r2 += a[start + i + 2]
-        r3 += a[start + i + 3]
-        r4 += a[start + i + 4]
-        r5 += a[start + i + 5]
-        r6 += a[start + i + 6]
-        r7 += a[start + i + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[start + i]
-        i += 1
-    return res
-
-
-@jit
-def pairwise_sum(a, start, n):
-    """The sum numpy gives of the ``n`` contiguous values ``a[start:start + n]`` (flat ``a``).
-
-    numpy (``pairwise_sum`` in its loops): under 8 values a running sum from 0; up to 128 values
-    eight running sums over strides of 8, combined as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) +
-    (r6 + r7)), then the remainder one by one; above 128 the two halves (the first a multiple of
-    8 long) summed so and added. The halving is walked with an explicit stack: numba's cache
-    does not reload a recursive function safely.
-    """
-    if n <= _BLOCK:
-        return _block_sum(a, start, n)
-    # frames: start, length, stage (0 new, 1 left pending, 2 right pending), left sum
-    f_start = np.empty(64, dtype=np.int64)
-    f_len = np.empty(64, dtype=np.int64)
-    f_stage = np.zeros(64, dtype=np.int64)
-    f_left = np.zeros(64)
-    sp = 1
-    f_start[0], f_len[0], f_stage[0] = start, n, 0
-    value = 0.0
-    while sp > 0:
-        t = sp - 1
-        m = f_len[t]
-        n2 = m // 2
-        n2 -= n2 % 8
-        if m <= _BLOCK or f_stage[t] == 3:
-            value = _block_sum(a, f_start[t], m) if m <= _BLOCK else f_left[t] + value
-            sp -= 1
-            if sp > 0:  # hand the sum to the parent
-                p = sp - 1
-                if f_stage[p] == 1:
-                    f_left[p] = value
-                    f_stage[p] = 2
-                else:
-                    f_stage[p] = 3
-            continue
-        if f_stage[t] == 0:  # the left half first
-            f_stage[t] = 1
-            f_start[sp], f_len[sp], f_stage[sp] = f_start[t], n2, 0
-            sp += 1
-        elif f_stage[t] == 2:  # then the right half
-            f_start[sp], f_len[sp], f_stage[sp] = f_start[t] + n2, m - n2, 0
-            sp += 1
-    return value
 
 
 @jit

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from abm.engine import jit
+from abm.kernels.common import maximum, minimum
 
 
 @jit
@@ -50,38 +51,18 @@ def manufacturer_orders(monthly_use, per_c, risk_c, c_of, sens, base, adjust, st
 
 
 @jit
-def _maximum(a, b):
-    """``np.maximum(a, b)`` of two floats: a NaN on either side is the result."""
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a >= b else b
-
-
-@jit
-def _minimum(a, b):
-    """``np.minimum(a, b)`` of two floats: a NaN on either side is the result."""
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a <= b else b
-
-
-@jit
 def _plan(exp, held, cap, probe, stock_months, probe_share):
     """``RareEarthModel._sales_plan`` of one value, within ``[0, cap]``.
 
     Expected sales (at least ``probe_share`` of ``probe``) plus half the gap to
     ``1 + stock_months`` months of them.
     """
-    exp = _maximum(exp, probe_share * probe)
+    exp = maximum(exp, probe_share * probe)
     target = (1.0 + stock_months) * exp
     out = exp + (target - held) / 2.0
     if out < 0.0:  # np.maximum(out, 0.0, out=out) (nan stays nan)
         out = 0.0
-    return _minimum(out, cap)
+    return minimum(out, cap)
 
 
 @jit
@@ -121,7 +102,7 @@ def producer_orders(
     for r in range(n):
         # t per month the producer can make: running capacity less what is still ramping
         cap = capacity[r] - ramp_cap[r] * (ramp_left[r] / ramp)
-        monthly = _maximum(cap, 0.0) / 12.0 if active[r] and not idle[r] else 0.0
+        monthly = maximum(cap, 0.0) / 12.0 if active[r] and not idle[r] else 0.0
         if sep[r]:  # concentrate to run at the rate the margin supports
             i0 = _plan(exp_sales[r, 3], stock[r, 3], monthly, monthly * basket[r, 0], months, share)
             i1 = _plan(exp_sales[r, 4], stock[r, 4], monthly, monthly * basket[r, 1], months, share)
@@ -131,19 +112,19 @@ def producer_orders(
             i2 /= separation_yield
             tot = i0 + i1 + i2
             room = monthly * run_rate[r, 0]
-            scale = room / _maximum(tot, 1e-12) if tot > room else 1.0
+            scale = room / maximum(tot, 1e-12) if tot > room else 1.0
             i0 *= scale
             i1 *= scale
             i2 *= scale
-            orders[r, 0] = _maximum(i0 + (base * i0 - stock[r, 0]) / adjust, 0.0)
-            orders[r, 1] = _maximum(i1 + (base * i1 - stock[r, 1]) / adjust, 0.0)
-            orders[r, 2] = _maximum(i2 + (base * i2 - stock[r, 2]) / adjust, 0.0)
+            orders[r, 0] = maximum(i0 + (base * i0 - stock[r, 0]) / adjust, 0.0)
+            orders[r, 1] = maximum(i1 + (base * i1 - stock[r, 1]) / adjust, 0.0)
+            orders[r, 2] = maximum(i2 + (base * i2 - stock[r, 2]) / adjust, 0.0)
         if mag[r]:  # NdPr and Dy/Tb oxide for the magnets planned
             exp = exp_sales[r, 6] + exp_sales[r, 7]
             held = stock[r, 6] + stock[r, 7]
             make = _plan(exp, held, monthly, monthly, months, share)
             w = make * nd[r]
-            orders[r, 4] = _maximum(w + (base * w - stock[r, 4]) / adjust, 0.0)
+            orders[r, 4] = maximum(w + (base * w - stock[r, 4]) / adjust, 0.0)
             w = make * hv[r]
-            orders[r, 5] = _maximum(w + (base * w - stock[r, 5]) / adjust, 0.0)
+            orders[r, 5] = maximum(w + (base * w - stock[r, 5]) / adjust, 0.0)
     return orders

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from abm.engine import jit
+from abm.kernels.common import pairwise_sum
 
 
 @jit
@@ -57,85 +58,11 @@ def _row_sum(x, r):
 
 
 @jit
-def _block_sum(a, lo, n):
-    """The sum numpy gives of up to 128 contiguous values: one running sum below 8, else 8."""
-    if n < 8:
-        s = -0.0
-        for i in range(n):
-            s += a[lo + i]
-        return s
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - (n % 8):
-        j = lo + i
-        r0 += a[j]
-        r1 += a[j + 1]
-        r2 += a[j + 2]
-        r3 += a[j + 3]
-        r4 += a[j + 4]
-        r5 += a[j + 5]
-        r6 += a[j + 6]
-        r7 += a[j + 7]
-        i += 8
-    s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        s += a[lo + i]
-        i += 1
-    return s
-
-
-@jit
-def _pairwise_sum(a, lo, n):
-    """``a[lo:lo + n].sum()`` of a contiguous float64 array, in numpy's pairwise order.
-
-    Up to 128 values a block (``_block_sum``); above, the sum of the two halves (the first a
-    multiple of 8 long), each summed the same way. The recursion runs on an explicit stack (a
-    self-recursive kernel crashes when numba loads it from its cache). Checked against
-    ``ndarray.sum`` bit for bit for every length to 600 and many to 20,000.
-    """
-    if n <= 128:
-        return _block_sum(a, lo, n)
-    # frames: first row, length, phase (0 new, 1 left half pending, 2 right half pending)
-    # and the left half's sum
-    f_lo = np.empty(64, dtype=np.intp)
-    f_n = np.empty(64, dtype=np.intp)
-    f_phase = np.empty(64, dtype=np.int8)
-    f_left = np.empty(64)
-    top = 0
-    f_lo[0], f_n[0], f_phase[0] = lo, n, 0
-    while True:
-        m = f_n[top]
-        if m > 128:  # a new frame: sum its left half first
-            half = m // 2
-            half -= half % 8
-            f_phase[top] = 1
-            top += 1
-            f_lo[top], f_n[top], f_phase[top] = f_lo[top - 1], half, 0
-            continue
-        ret = _block_sum(a, f_lo[top], m)
-        top -= 1
-        while f_phase[top] == 2:  # a right half done: its frame's sum goes up
-            ret = f_left[top] + ret
-            if top == 0:
-                return ret
-            top -= 1
-        # a left half done: keep it and sum the right half
-        f_left[top] = ret
-        f_phase[top] = 2
-        half = f_n[top] // 2
-        half -= half % 8
-        start, rest = f_lo[top] + half, f_n[top] - half
-        top += 1
-        f_lo[top], f_n[top], f_phase[top] = start, rest, 0
-
-
-@jit
 def _cap_to_quota(mine, rows, n, buf, cap):
     """Scale ``mine[rows[:n]]`` so it sums to at most ``cap / 12`` (``_mining_quotas``)."""
     for q in range(n):
         buf[q] = mine[rows[q]]
-    tot = 0.0 + _pairwise_sum(buf, 0, n)  # mine[m].sum(): the selected values, in row order
+    tot = 0.0 + pairwise_sum(buf, 0, n)  # mine[m].sum(): the selected values, in row order
     if tot > cap / 12.0:
         x = cap / 12.0 / tot
         for q in range(n):
@@ -542,7 +469,7 @@ def state_expansion(in_c, capacity, active, idle, proj_size, need, room):
             on[n] = capacity[r] * (1.0 if active[r] else 0.0)
             pipe[n] = proj_size[r]
             n += 1
-    have = (0.0 + _pairwise_sum(on, 0, n)) + (0.0 + _pairwise_sum(pipe, 0, n))
+    have = (0.0 + pairwise_sum(on, 0, n)) + (0.0 + pairwise_sum(pipe, 0, n))
     gap = need * (1.0 + room) - have
     rows = np.empty(p, dtype=np.intp)
     m = 0
@@ -552,7 +479,7 @@ def state_expansion(in_c, capacity, active, idle, proj_size, need, room):
                 rows[m] = r
                 on[m] = capacity[r]
                 m += 1
-    total = 0.0 + _pairwise_sum(on, 0, m)
+    total = 0.0 + pairwise_sum(on, 0, m)
     size = np.empty(m)
     for q in range(m):
         size[q] = gap * on[q] / total

@@ -23,6 +23,7 @@ import functools
 import numpy as np
 
 from abm.engine import jit
+from abm.kernels.common import pairwise_sum
 
 
 @jit
@@ -111,80 +112,6 @@ def row_dots(a, b):
 
 
 @jit
-def _pairwise_leaf(x, lo, n, j):
-    """:func:`_pairwise` of a run of at most 128 values (numpy's leaf)."""
-    if n < 8:  # in order, from -0.0
-        s = -0.0
-        for r in range(lo, lo + n):
-            s += x[r, j]
-        return s
-    if n <= 128:  # eight running partial sums, added as a tree, then the rest in order
-        p0, p1, p2, p3 = x[lo, j], x[lo + 1, j], x[lo + 2, j], x[lo + 3, j]
-        p4, p5, p6, p7 = x[lo + 4, j], x[lo + 5, j], x[lo + 6, j], x[lo + 7, j]
-        i = 8
-        while i < n - n % 8:
-            r = lo + i
-            p0 += x[r, j]
-            p1 += x[r + 1, j]
-            p2 += x[r + 2, j]
-            p3 += x[r + 3, j]
-            p4 += x[r + 4, j]
-            p5 += x[r + 5, j]
-            p6 += x[r + 6, j]
-            p7 += x[r + 7, j]
-            i += 8
-        s = ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))
-        while i < n:
-            s += x[lo + i, j]
-            i += 1
-        return s
-    return 0.0  # not reached: longer runs are split by _pairwise
-
-
-@jit
-def _pairwise(x, lo, n, j):
-    """Sum of ``x[lo:lo + n, j]`` as numpy's pairwise sum adds a strided run of ``n``.
-
-    Above 128 values numpy sums the two halves (the first a multiple of 8 long) and adds them.
-    The halving is walked with an explicit stack of frames, not by recursion: numba's cache
-    does not reload a self-recursive kernel safely (it crashed when loaded).
-    """
-    if n <= 128:
-        return _pairwise_leaf(x, lo, n, j)
-    f_lo = np.empty(64, dtype=np.int64)
-    f_n = np.empty(64, dtype=np.int64)
-    f_stage = np.zeros(64, dtype=np.int64)  # 0 new, 1 left pending, 2 right pending, 3 done
-    f_left = np.zeros(64)
-    f_lo[0], f_n[0], f_stage[0] = lo, n, 0
-    sp = 1
-    value = 0.0
-    while sp > 0:
-        t = sp - 1
-        m = f_n[t]
-        half = m // 2
-        half -= half % 8
-        if m <= 128 or f_stage[t] == 3:
-            value = _pairwise_leaf(x, f_lo[t], m, j) if m <= 128 else f_left[t] + value
-            sp -= 1
-            if sp > 0:  # hand the sum to the parent frame
-                p = sp - 1
-                if f_stage[p] == 1:
-                    f_left[p] = value
-                    f_stage[p] = 2
-                else:
-                    f_stage[p] = 3
-            continue
-        if f_stage[t] == 0:  # the left half first
-            f_stage[t] = 1
-            f_lo[sp], f_n[sp], f_stage[sp] = f_lo[t], half, 0
-            sp += 1
-        elif f_stage[t] == 2:  # then the right half
-            f_lo[sp], f_n[sp], f_stage[sp] = f_lo[t] + half, m - half, 0
-            sp += 1
-    return value
-
-
-@jit
 def block_sums(x, starts):
     """(B, K) ``np.add.reduceat(x, starts, axis=0)``, added as numpy adds it.
 
@@ -197,7 +124,7 @@ def block_sums(x, starts):
         lo = starts[b]
         hi = starts[b + 1] if b + 1 < nb else m
         for j in range(k):
-            out[b, j] = x[lo, j] + _pairwise(x, lo + 1, hi - lo - 1, j)
+            out[b, j] = x[lo, j] + pairwise_sum(x[:, j], lo + 1, hi - lo - 1)
     return out
 
 
