@@ -283,3 +283,20 @@ def test_no_kernel_calls_itself():
                     found.append(f"{path.name}:{fn.name}")
     assert len(list(folder.glob("*.py"))) >= 6
     assert found == []
+
+
+@needs_numba
+def test_forecasting_states_see_the_same_world_on_both_engines():
+    """Lookahead states fork the model and run it ahead: the forks share the kernels."""
+    ov = [f'countries.{c}.strategy="lookahead"' for c in ("China", "Japan")]
+    runs = []
+    for engine in ("numpy", "numba"):
+        scn = load_scenario("taiwan-crisis", ov, months=30, firms=2_500)
+        model = RareEarthModel(scn, engine=engine)
+        while model.running and model.month < model.horizon:
+            model.step()
+        runs.append(model)
+    a, b = runs
+    assert a.recorder.frame(a.dates).equals(b.recorder.frame(b.dates))
+    assert np.array_equal(a.firms.stock, b.firms.stock)
+    assert np.array_equal(a.firms.cash, b.firms.cash)
