@@ -38,6 +38,7 @@ class Simulation:
     wall_seconds: float
     firm_agents: int
     log: list = field(default_factory=list)
+    engine: str = "numpy"  # abm.engine: a speed setting, the same results on either
 
 
 def simulate(scenario: Scenario, seed: int, run: str = "scenario") -> Simulation:
@@ -56,6 +57,7 @@ def simulate(scenario: Scenario, seed: int, run: str = "scenario") -> Simulation
         wall,
         model.firms.n,
         [(model.date_of(m), who, text) for m, who, text in model.policy.log],
+        model.engine,
     )
     mesa.Agent._ids.pop(model, None)
     return sim
@@ -135,6 +137,7 @@ def run_scenario(
         "firm_agents": main.firm_agents,
         "counterfactual": with_counterfactual,
         "wall_seconds": walls,
+        "engine": main.engine,
         "versions": _versions(),
         "git_commit": _git_commit(),
         "python": platform.python_version(),
@@ -173,7 +176,7 @@ def summarise(scn: Scenario, run_df: pd.DataFrame, cf_df: pd.DataFrame | None) -
 
 def _versions() -> dict:
     out = {}
-    for pkg in ("lanthanide", "mesa", "numpy", "pandas", "pyarrow", "matplotlib"):
+    for pkg in ("lanthanide", "mesa", "numpy", "numba", "pandas", "pyarrow", "matplotlib"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -170,6 +170,7 @@ def test_manifest_json_and_the_run_can_be_rebuilt_from_it(default_run, canonical
         assert key in manifest, key
     assert manifest["seed"] == 42 and manifest["months"] == 24
     assert manifest["firm_agents"] == 400
+    assert manifest["engine"] == "numpy"  # auto at 400 firms
     assert set(manifest["wall_seconds"]) == {"scenario", "counterfactual"}
     assert all(isinstance(v, int | float) for v in manifest["wall_seconds"].values())
     for pkg in ("mesa", "numpy", "pandas"):
