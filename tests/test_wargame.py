@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -277,6 +278,9 @@ def test_restart_mid_game_resumes(tmp_path):
         server.stop()
 
 
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="needs Debian's chromium (.ci/run installs it)"
+)
 def test_browser_two_players_and_facilitator_play_two_turns(server, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     st, g = server.call("POST", "/api/games", {**GAME, "human_teams": ["China", "Japan"]})
