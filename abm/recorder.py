@@ -106,11 +106,15 @@ class Recorder:
         dims = []
         for d in range(6):
             entries = [b[2][d] for b in self._blocks]
-            scalar = np.array([e if np.ndim(e) == 0 else -1 for e in entries], dtype=np.int16)
-            col = np.repeat(scalar, sizes)
-            for k, e in enumerate(entries):
-                if np.ndim(e) != 0:
-                    col[starts[k] : starts[k] + sizes[k]] = np.asarray(e).reshape(-1)
+            # most codes are Python ints (tested by type: np.ndim costs a call per block);
+            # the rest are numpy scalars or arrays of codes, one per value of their block
+            blocks = [k for k, e in enumerate(entries) if type(e) is not int and np.ndim(e) != 0]
+            for k in blocks:
+                entries[k] = -1
+            col = np.repeat(np.array(entries, dtype=np.int16), sizes)
+            for k in blocks:
+                e = self._blocks[k][2][d]
+                col[starts[k] : starts[k] + sizes[k]] = np.asarray(e).reshape(-1)
             dims.append(col)
         country, partner, good, stage, segment, sector = dims
 

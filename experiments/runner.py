@@ -125,8 +125,12 @@ def run_scenario(
         walls["counterfactual"] = round(cf.wall_seconds, 4)
         cf_df = cf.timeseries
     ts = pd.concat(frames, ignore_index=True)
-    for col in ("run",):
-        ts[col] = pd.Categorical(ts[col].astype(str), categories=["scenario", "counterfactual"])
+    runs = ["scenario", "counterfactual"]
+    dtype = ts["run"].dtype
+    # both runs' tables have this type already (abm.recorder), which concat keeps; the check
+    # compares the categories' order too (equality of unordered categorical types does not)
+    if not (isinstance(dtype, pd.CategoricalDtype) and list(dtype.categories) == runs):
+        ts["run"] = pd.Categorical(ts["run"].astype(str), categories=runs)
     summary = summarise(scn, main.timeseries, cf_df)
     manifest = {
         "scenario": scn.to_dict(),
