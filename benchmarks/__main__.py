@@ -56,7 +56,8 @@ GOALS = (
     ("growth_10k_to_100k", "time per month 10k -> 100k, relative to linear <= 1", "<=", 1.0),
     ("long_run_seconds", "100,000 firms x 192 months < 60 s", "<", 60.0),
     ("long_run_peak_rss_gib", "100,000 firms x 192 months < 2 GiB peak RSS", "<", 2.0),
-    ("default_simulation_seconds", "default scenario + counterfactual < 1 s", "<", 1.0),
+    ("default_call_seconds", "default scenario + counterfactual < 1 s (run_scenario)", "<", 1.0),
+    ("default_simulation_seconds", "the same, simulation in one process < 1 s", "<", 1.0),
     ("explorer_month_ms", "a month in the explorer < 50 ms", "<", 50.0),
 )
 
@@ -192,6 +193,7 @@ def goals(res: dict) -> list[dict]:
         "long_run_peak_rss_gib": (
             lr["peak_rss_mib"] / 1024 if lr.get("months") == 192 and "peak_rss_mib" in lr else None
         ),
+        "default_call_seconds": res["default_scenario"]["paired"]["total_seconds"],
         "default_simulation_seconds": res["default_scenario"]["simulation_seconds"],
         "explorer_month_ms": res["explorer"]["month_ms_median"],
     }
@@ -276,11 +278,15 @@ def format_report(res: dict) -> str:
     d = res["default_scenario"]
     w = d["manifest_wall_seconds"]
     peak = f"; peak {d['peak_mib']:.0f} MiB" if d["peak_mib"] is not None else ""
+    pw = d["paired"]["manifest_wall_seconds"]
     lines += [
-        f"default scenario + counterfactual ({d['months']} months, {d['firm_agents']} firms): "
-        f"manifest wall_seconds {w.get('scenario', 0):.2f} + {w.get('counterfactual', 0):.2f} "
-        f"= {d['simulation_seconds']:.2f} s ({d['month_ms']:.1f} ms/month); whole "
-        f"run_scenario call {d['total_seconds']:.2f} s{peak}",
+        f"default scenario + counterfactual ({d['months']} months, {d['firm_agents']} firms), "
+        f"one process: manifest wall_seconds {w.get('scenario', 0):.2f} + "
+        f"{w.get('counterfactual', 0):.2f} = {d['simulation_seconds']:.2f} s "
+        f"({d['month_ms']:.1f} ms/month); whole run_scenario call {d['total_seconds']:.2f} s{peak}",
+        f"  as `lanthanide run` runs it ({d['paired']['processes']} processes): whole call "
+        f"{d['paired']['total_seconds']:.2f} s (runs {pw.get('scenario', 0):.2f} and "
+        f"{pw.get('counterfactual', 0):.2f} s, side by side)",
     ]
     e = res["explorer"]
     lines.append(

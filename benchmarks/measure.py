@@ -210,14 +210,18 @@ def numpy_lower_bound(n: int, months: int, repeats: int = 3) -> dict:
 def default_scenario(trace_memory: bool = True) -> dict:
     """The default scenario with its counterfactual via ``experiments.runner.run_scenario``.
 
+    First in one process (``workers=1``: the two runs one after the other), then as
+    ``lanthanide run`` does by default (``workers=None``: the counterfactual in a second
+    process where that is safe, see ``experiments.runner.pair_workers``), under ``"paired"``.
     ``wall_seconds`` in the manifest times ``model.run()`` of each run; the whole call adds
-    building both models, assembling the tables and the summary.
+    building both models, assembling the tables and the summary. Peak memory is traced in
+    the one-process call (a child's allocations are not seen by tracemalloc).
     """
     from experiments.runner import run_scenario
 
     gc.collect()
     t0 = time.perf_counter()
-    result = run_scenario("default")
+    result = run_scenario("default", workers=1)
     total = time.perf_counter() - t0
     sims = dict(result.manifest["wall_seconds"])
     months = int(result.manifest["months"])
@@ -232,7 +236,18 @@ def default_scenario(trace_memory: bool = True) -> dict:
         "verdict": result.summary.get("verdict"),
     }
     del result
-    out["peak_mib"] = peak_traced_mib(lambda: run_scenario("default")) if trace_memory else None
+    gc.collect()
+    t0 = time.perf_counter()
+    paired = run_scenario("default")
+    out["paired"] = {
+        "processes": int(paired.manifest["processes"]),
+        "manifest_wall_seconds": dict(paired.manifest["wall_seconds"]),
+        "total_seconds": time.perf_counter() - t0,
+    }
+    del paired
+    out["peak_mib"] = (
+        peak_traced_mib(lambda: run_scenario("default", workers=1)) if trace_memory else None
+    )
     out["max_rss_mib_after"] = max_rss_mib()
     return out
 

@@ -55,6 +55,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--out", default=None, help="output folder (default: a new folder in runs/)")
     r.add_argument("--no-counterfactual", action="store_true", help="skip the counterfactual run")
+    r.add_argument(
+        "--workers",
+        type=_pair_workers,
+        default=None,
+        help="processes for the run and its counterfactual, 1-2 (default: 2 where it helps)",
+    )
     pt = sub.add_parser("patterns", help="check history-2010 against the observed record")
     pt.add_argument("--seeds", type=_pos_int, default=20, help="number of seeds (default 20)")
     pt.add_argument(
@@ -132,6 +138,16 @@ def _nonneg_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
+    return value
+
+
+def _pair_workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value not in (1, 2):
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or 2")
     return value
 
 
@@ -226,6 +242,7 @@ def cmd_run(args) -> int:
         firms=args.firms,
         overrides=args.overrides,
         with_counterfactual=not args.no_counterfactual,
+        workers=args.workers,
     )
     out = Path(args.out) if args.out else _default_out(args.scenario)
     result.write(out)

@@ -12,11 +12,14 @@ The Python API mirrors ``lanthanide run``::
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -63,6 +66,93 @@ def simulate(scenario: Scenario, seed: int, run: str = "scenario") -> Simulation
     return sim
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on (Linux)
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def pair_workers(workers: int | None = None) -> int:
+    """How many processes run a scenario and its counterfactual: 1 or 2.
+
+    The two runs are independent (each model owns its seeded generator), so on two cores they
+    can run at the same time: the counterfactual in a child process forked before either model
+    is built, the scenario here. ``None`` picks 2 where that is safe and can help: on Linux
+    (fork; macOS and Windows start processes by spawning, which re-imports everything), with
+    at least two usable cores, from a process that is not a daemon (a sweep's pool worker may
+    not have children) and runs no other Python thread (forking a threaded process, such as a
+    web server or a Dask worker, can copy a lock some other thread holds). ``1`` always runs
+    them one after the other; ``2`` asks for the child wherever fork exists.
+
+    Raises:
+        ValueError: ``workers`` is not None, 1 or 2.
+    """
+    if workers is not None and (type(workers) is not int or workers not in (1, 2)):
+        raise ValueError(f"workers must be 1 or 2 (processes for the pair), got {workers!r}")
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
+    if workers == 2:
+        return 2 if can_fork else 1
+    if workers == 1:
+        return 1
+    safe = (
+        sys.platform.startswith("linux")
+        and can_fork
+        and _usable_cores() >= 2
+        and not multiprocessing.current_process().daemon
+        and threading.active_count() == 1
+    )
+    return 2 if safe else 1
+
+
+def _simulate_in_child(conn, scenario: Scenario, seed: int, run: str) -> None:
+    """The child's side of a paired run: simulate, send the result (or the error) back."""
+    try:
+        out = ("ok", simulate(scenario, seed, run))
+    except BaseException as exc:  # the parent raises it
+        out = ("error", exc)
+    try:
+        conn.send(out)
+    except Exception as exc:  # an error that does not pickle: its text
+        conn.send(("error", RuntimeError(f"{type(out[1]).__name__}: {out[1]} ({exc})")))
+    finally:
+        conn.close()
+
+
+def _simulate_pair(
+    scenario: Scenario, cf_scenario: Scenario, seed: int
+) -> tuple[Simulation, Simulation]:
+    """The scenario here and its counterfactual in a forked child, at the same time."""
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(
+        target=_simulate_in_child,
+        args=(send, cf_scenario, seed, "counterfactual"),
+        name="lanthanide-counterfactual",
+    )
+    child.start()
+    send.close()  # the child holds the sending end: EOF here if it dies
+    try:
+        main = simulate(scenario, seed, "scenario")
+        try:
+            status, payload = receive.recv()
+        except EOFError:
+            child.join()
+            raise RuntimeError(
+                f"the counterfactual's process ended without a result (exit code "
+                f"{child.exitcode}); run with workers=1 to see its error here"
+            ) from None
+        child.join()
+    finally:
+        if child.is_alive():  # the scenario failed or was interrupted: stop the child too
+            child.kill()
+            child.join()
+        receive.close()
+    if status == "error":
+        raise payload
+    return main, payload
+
+
 @dataclass
 class Result:
     """A run paired with its counterfactual."""
@@ -87,6 +177,7 @@ def run_scenario(
     firms: int | None = None,
     overrides: list[str] | None = None,
     with_counterfactual: bool = True,
+    workers: int | None = None,
 ) -> Result:
     """Run a scenario (built-in name, TOML path or Scenario) and, by default, its counterfactual.
 
@@ -97,6 +188,8 @@ def run_scenario(
         firms: total number of firm agents (default: the scenario's).
         overrides: ``KEY=VALUE`` strings with dotted keys, as ``--set`` on the command line.
         with_counterfactual: also run the same scenario with coercive measures removed.
+        workers: processes for the pair, 1 or 2 (default: 2 where it is safe and can help;
+            see :func:`pair_workers`). The results are the same either way.
 
     Returns:
         The paired result.
@@ -115,12 +208,16 @@ def run_scenario(
     else:
         scn = load_scenario(scenario, overrides, months=months, firms=firms, seed=seed)
     seed = scn.seed
-    main = simulate(scn, seed, "scenario")
+    procs = pair_workers(workers) if with_counterfactual else 1
+    if procs == 2:
+        main, cf = _simulate_pair(scn, counterfactual(scn), seed)
+    else:
+        main = simulate(scn, seed, "scenario")
+        cf = simulate(counterfactual(scn), seed, "counterfactual") if with_counterfactual else None
     frames = [main.timeseries]
     walls = {"scenario": round(main.wall_seconds, 4)}
     cf_df = None
-    if with_counterfactual:
-        cf = simulate(counterfactual(scn), seed, "counterfactual")
+    if cf is not None:
         frames.append(cf.timeseries)
         walls["counterfactual"] = round(cf.wall_seconds, 4)
         cf_df = cf.timeseries
@@ -141,6 +238,7 @@ def run_scenario(
         "firm_agents": main.firm_agents,
         "counterfactual": with_counterfactual,
         "wall_seconds": walls,
+        "processes": procs,
         "engine": main.engine,
         "versions": _versions(),
         "git_commit": _git_commit(),
@@ -247,4 +345,4 @@ def write_outputs(result: Result, out_dir: str | Path) -> Path:
     return atomic_dir(out_dir, write)
 
 
-__all__ = ["Result", "atomic_dir", "run_scenario", "simulate", "write_outputs"]
+__all__ = ["Result", "atomic_dir", "pair_workers", "run_scenario", "simulate", "write_outputs"]

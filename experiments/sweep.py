@@ -448,7 +448,7 @@ def run_task(task: Task) -> dict:
         raw["seed"] = task.seed
         if task.firms:
             raw["firms"] = task.firms
-        res = run_scenario(build_scenario(raw))
+        res = run_scenario(build_scenario(raw), workers=1)  # a sweep spreads runs, not pairs
         s = res.summary
         row.update(
             status="ok",

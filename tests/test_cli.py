@@ -328,6 +328,7 @@ BAD_INPUT = {
     "firms-too-few-for-the-scenario": lambda p: (["--firms", "30"], "too few"),
     "unknown-event-type": _bad_event,
     "unknown-option": lambda p: (["--colour", "red"], "--colour"),
+    "workers-three": lambda p: (["--workers", "3"], "--workers: 3 must be 1 or 2"),
 }
 
 
