@@ -215,7 +215,8 @@ def _print_summary(summary: dict, out: Path, manifest: dict) -> None:
     for line in summary.get("explanation") or []:
         print(f"  - {line}")
     walls = manifest["wall_seconds"]
-    print(f"simulation time: {', '.join(f'{k} {v:.2f} s' for k, v in walls.items())}")
+    side = " (side by side, 2 processes)" if manifest.get("processes") == 2 else ""
+    print(f"simulation time: {', '.join(f'{k} {v:.2f} s' for k, v in walls.items())}{side}")
     print(
         f"wrote {out}/ (timeseries.parquet, summary.json, manifest.json, events.csv, headline.png)"
     )
