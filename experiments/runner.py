@@ -80,10 +80,11 @@ def pair_workers(workers: int | None = None) -> int:
     can run at the same time: the counterfactual in a child process forked before either model
     is built, the scenario here. ``None`` picks 2 where that is safe and can help: on Linux
     (fork; macOS and Windows start processes by spawning, which re-imports everything), with
-    at least two usable cores, from a process that is not a daemon (a sweep's pool worker may
-    not have children) and runs no other Python thread (forking a threaded process, such as a
-    web server or a Dask worker, can copy a lock some other thread holds). ``1`` always runs
-    them one after the other; ``2`` asks for the child wherever fork exists.
+    at least two usable cores, from a process that multiprocessing did not start (a pool's
+    worker, as in sweeps and comparisons, whose pool spreads the runs over the cores already)
+    and that runs no other Python thread (forking a threaded process, such as a web server or
+    a Dask worker, can copy a lock some other thread holds). ``1`` always runs them one after
+    the other; ``2`` asks for the child wherever fork exists.
 
     Raises:
         ValueError: ``workers`` is not None, 1 or 2.
@@ -99,7 +100,7 @@ def pair_workers(workers: int | None = None) -> int:
         sys.platform.startswith("linux")
         and can_fork
         and _usable_cores() >= 2
-        and not multiprocessing.current_process().daemon
+        and multiprocessing.parent_process() is None
         and threading.active_count() == 1
     )
     return 2 if safe else 1

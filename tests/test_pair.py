@@ -83,3 +83,15 @@ def test_the_default_runs_one_process_beside_another_thread():
         waiter.join()
     assert seen == [1]
     assert pair_workers(1) == 1
+
+
+def _ask_in_a_pool_worker(_):
+    return pair_workers(None)
+
+
+def test_the_default_runs_one_process_in_a_pool_worker():
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert list(pool.map(_ask_in_a_pool_worker, [0])) == [1]
