@@ -23,6 +23,7 @@ collects the export tax out of that payment, freight takes a share, the seller g
 from __future__ import annotations
 
 import functools
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,30 @@ def _off_diagonal(n: int) -> np.ndarray:
     off = ~np.eye(n, dtype=bool)
     off.flags.writeable = False
     return off
+
+
+_KEPT: dict = {}  # name -> (the rule arrays, what was derived from them)
+
+
+def _kept(name: str, arrays: tuple, build):
+    """``build(*arrays)``, kept while the very same read-only rule arrays come back.
+
+    The policy hands out its access, leakage and tax arrays read-only and shares them between
+    months while the measures stay the same (``Policy.rule_arrays``), so masks derived from them
+    alone can be built once per set of measures instead of every month. Only arrays that own
+    their (read-only) data are trusted to stay unchanged; anything else is derived afresh. One
+    entry per name: a new set of rules replaces the old. The derived arrays are read-only.
+    """
+    hit = _KEPT.get(name)
+    if hit is not None and len(hit[0]) == len(arrays) and all(map(operator.is_, hit[0], arrays)):
+        return hit[1]
+    value = build(*arrays)
+    if all(not a.flags.writeable and a.base is None for a in arrays):
+        for v in value:
+            if isinstance(v, np.ndarray):
+                v.flags.writeable = False
+        _KEPT[name] = (arrays, value)
+    return value
 
 
 def _diagonal(a: np.ndarray) -> np.ndarray:
@@ -346,8 +371,8 @@ def _clear_after_contracts(
     # 2. domestic: home first, or, in a world shortage with home_bias < 1, only the world's
     # supply-to-demand ratio of home demand first (the rest after exports, step 4)
     if home_bias < 1.0:
-        s_tot = s_rem.sum(axis=1, keepdims=True)
-        d_tot = d_rem.sum(axis=1, keepdims=True)
+        s_tot = np.add.reduce(s_rem, 1, keepdims=True)
+        d_tot = np.add.reduce(d_rem, 1, keepdims=True)
         ratio = np.where(d_tot > _EPS, np.minimum(s_tot / np.maximum(d_tot, _EPS), 1.0), 1.0)
         first_claim = d_rem * (home_bias + (1.0 - home_bias) * ratio)  # served first, anywhere
         dom = np.minimum(s_rem, first_claim)
@@ -360,40 +385,50 @@ def _clear_after_contracts(
     d_rem -= dom
 
     # 3. exports: importers ask exporters in proportion to their stock times preference
-    exportable = np.minimum(s_rem, np.maximum(quota, 0.0))
     off_diag = _off_diagonal(n)
-    restricted = (access < 1.0) & off_diag
-    # the flow each importer would get from each exporter with no restriction
-    w = np.where(off_diag, s_rem[:, :, None], 0.0)
-    wsum = w.sum(axis=1, keepdims=True)
-    normal = np.where(wsum > _EPS, w / np.where(wsum > _EPS, wsum, 1.0), 0.0) * d_rem[:, None, :]
-    cap = np.where(restricted, access * normal, np.inf)
-    cap = np.where(off_diag, cap, 0.0)
-    e_rem = exportable.copy()  # what each exporter may still ship (stock within its quota)
+    restricted, any_restricted, open_cap, leaky_off, any_leaky, tax_rate, any_tax = _kept(
+        "clearing", (access, leaky, tax), _rule_masks
+    )
+    no_quota = bool((quota == np.inf).all())
+    # what each exporter may still ship (stock within its quota; min(s, inf) is s, value for
+    # value, so without a quota in force a copy of the stock)
+    e_rem = s_rem.copy() if no_quota else np.minimum(s_rem, np.maximum(quota, 0.0))
+    if any_restricted:
+        # the flow each importer would get from each exporter with no restriction
+        w = np.where(off_diag, s_rem[:, :, None], 0.0)
+        wsum = np.add.reduce(w, 1, keepdims=True)  # w.sum(axis=1, keepdims=True)
+        normal = (
+            np.where(wsum > _EPS, w / np.where(wsum > _EPS, wsum, 1.0), 0.0) * d_rem[:, None, :]
+        )
+        cap = np.where(restricted, access * normal, open_cap)
+    else:  # every route open: no cap abroad (inf), none at home (0), and nothing to update
+        cap = open_cap
+        pref = np.where(off_diag, pref, 0.0)  # what the caps' mask did: no requests at home
+    open_routes = not any_restricted
     # its stock left: importers ask in proportion to this. Without a quota in force it is what
     # the exporter may ship, value for value, and stays so (the same updates): one array
-    s_left = e_rem if (quota == np.inf).all() else s_rem.copy()
+    s_left = e_rem if no_quota else s_rem.copy()
     trade = np.zeros((K, n, n))
     if home_bias < 1.0:
         # importers first ask only for what takes them to their first claim (the world's
         # supply-to-demand ratio), so a short world is shared; then for the rest
         m_first = np.minimum(np.maximum(first_claim - dom, 0.0), d_rem)
-        _export_rounds(m_first, e_rem, s_left, cap, trade, pref, rounds)
-        _export_rounds(
-            np.maximum(d_rem - trade.sum(axis=1), 0.0), e_rem, s_left, cap, trade, pref, rounds
-        )
-    else:
-        _export_rounds(d_rem.copy(), e_rem, s_left, cap, trade, pref, rounds)
+        _export_rounds(m_first, e_rem, s_left, cap, trade, pref, rounds, open_routes)
+        m_rest = np.maximum(d_rem - np.add.reduce(trade, 1), 0.0)
+        _export_rounds(m_rest, e_rem, s_left, cap, trade, pref, rounds, open_routes)
+    else:  # (the rounds do not change the demand they are given)
+        _export_rounds(d_rem, e_rem, s_left, cap, trade, pref, rounds, open_routes)
     flows += trade
     unit = price[:, None, :] * KG_PER_T
-    if leaky.any():
-        leak = np.where(leaky & off_diag, trade, 0.0)
+    if any_leaky:
+        leak = np.where(leaky_off, trade, 0.0)
         buyer_paid += trade * unit + leak * unit * leakage_premium
     else:  # no embargo: nothing leaked (adding the zero premium changes no value)
         leak = np.zeros((K, n, n))
         buyer_paid += trade * unit
-    s_rem -= trade.sum(axis=2)
-    d_rem -= trade.sum(axis=1)
+    exported = np.add.reduce(trade, 2)  # trade.sum(axis=2)
+    s_rem -= exported
+    d_rem -= np.add.reduce(trade, 1)
     if home_bias < 1.0:
         # 4. what is left is sold at home
         dom = np.minimum(np.maximum(s_rem, 0.0), np.maximum(d_rem, 0.0))
@@ -405,25 +440,53 @@ def _clear_after_contracts(
     # payments: freight on international flows, tax to the exporter's state, rest to sellers
     intl = buyer_paid * off_diag
     freight_m = intl * transport_share
-    if tax.any():
+    # per-item totals for all items at once (row sums over the same 8 elements, same order;
+    # np.add.reduce is what ndarray.sum calls, without its Python wrapper)
+    if any_tax:
         taxable = intl - freight_m
-        tax_m = taxable * (tax[:, :, None] / (1.0 + tax[:, :, None]))
+        tax_m = taxable * tax_rate
         seller_got = buyer_paid - freight_m - tax_m
-    else:  # no export tax: its share is 0 (subtracting zeros changes no value)
-        tax_m = np.zeros((K, n, n))
+        tax_got = np.add.reduce(tax_m, 2)
+    else:  # no export tax: its share is 0 (subtracting zeros changes no value; sums are 0)
         seller_got = buyer_paid - freight_m
-    quota_binding = np.isfinite(quota)
-    if quota_binding.any():  # without a quota in force none binds
-        quota_left = np.maximum(quota, 0.0) - trade.sum(axis=2)
+        tax_got = np.zeros((K, n))
+    if no_quota:  # without a quota in force none binds
+        quota_binding = np.zeros((K, n), dtype=bool)
+    else:
+        quota_binding = np.isfinite(quota)
+        quota_left = np.maximum(quota, 0.0) - exported
         quota_binding &= (quota_left <= 1e-6 * (np.abs(quota) + 1.0)) & (s_rem > _EPS)
-    # per-item totals for all items at once (row sums over the same 8 elements, same order)
-    tax_got = tax_m.sum(axis=2)
-    sold = flows.sum(axis=2)
-    bought = flows.sum(axis=1)
+    sold = np.add.reduce(flows, 2)
+    bought = np.add.reduce(flows, 1)
     unmet = np.maximum(d_rem, 0.0)
     unsold = np.maximum(s_rem, 0.0)
-    freight = freight_m.reshape(K, -1).sum(axis=1)
+    freight = np.add.reduce(freight_m.reshape(K, -1), 1)
     return leak, seller_got, tax_got, freight, sold, bought, unmet, unsold, e_rem, quota_binding
+
+
+def _rule_masks(access: np.ndarray, leaky: np.ndarray, tax: np.ndarray) -> tuple:
+    """What clearing derives from the access, leakage and tax rules alone (kept by ``_kept``).
+
+    Returns:
+        restricted routes (abroad with access < 1) and whether there are any, the route caps
+        without restriction (inf abroad, 0 at home), leaky routes abroad and whether there are
+        any, each exporter's tax share of a taxable payment tax / (1 + tax) (K, C, 1) and
+        whether any tax is in force.
+    """
+    off_diag = _off_diagonal(access.shape[1])
+    restricted = (access < 1.0) & off_diag
+    open_cap = np.where(off_diag, np.full(access.shape, np.inf), 0.0)
+    leaky_off = leaky & off_diag
+    tax_rate = tax[:, :, None] / (1.0 + tax[:, :, None])
+    return (
+        restricted,
+        bool(restricted.any()),
+        open_cap,
+        leaky_off,
+        bool(leaky.any()),
+        tax_rate,
+        bool(tax.any()),
+    )
 
 
 def _export_rounds(
@@ -434,6 +497,7 @@ def _export_rounds(
     trade: np.ndarray,
     pref: np.ndarray,
     rounds: int,
+    open_routes: bool = False,
 ) -> None:
     """Rounds of proportional export requests (step 3 of :func:`clear_items`), in place.
 
@@ -441,40 +505,50 @@ def _export_rounds(
     ``s_left`` (its stock left), ``cap`` (K, C, C) (what each route may still carry) and
     ``trade`` (K, C, C) (the flows so far) are updated in place: at 8 x 8 x 8 the cost is the
     calls' overhead, not the arithmetic, so fewer temporaries and calls save time.
+
+    ``open_routes`` says every route abroad is open (``cap`` is inf abroad and 0 at home, and
+    stays so) and ``pref`` is 0 at home: then the caps cannot bind and are not looked at. A
+    route with no room (cap <= eps, only at home) gets a stock times a preference of 0 where
+    the mask would give 0 (stocks and preferences are >= 0); min(req, inf) is req; inf - f is
+    inf and 0 - 0 is 0, so the same values as the masks and caps give.
     """
-    scale = np.empty_like(e_rem)
     for _ in range(rounds):
         # importers ask exporters with stock left (e_rem > eps) on routes with room (cap > eps):
         # the stock of an exporter with nothing left to ship counts as 0 (stocks and
         # preferences are >= 0, so 0 x pref is the 0 the mask gave)
         avail = (s_left * (e_rem > _EPS))[:, :, None] * pref
-        avail = np.where(cap > _EPS, avail, 0.0)
-        tot = avail.sum(axis=1, keepdims=True)
+        if not open_routes:
+            avail = np.where(cap > _EPS, avail, 0.0)
+        tot = np.add.reduce(avail, 1)  # avail.sum(axis=1), without ndarray.sum's wrapper
         pos = tot > _EPS
-        req = m_rem[:, None, :] * avail
-        if not req.any():  # nothing asked anywhere: this round would move exactly nothing
+        # importers with nothing available (tot <= eps) ask for nothing: their demand counts
+        # as 0 (demand left is >= 0, so 0 x avail is the 0 a mask on the requests gave), and
+        # a round where only they asked would have moved nothing
+        req = (m_rem * pos)[:, None, :] * avail
+        if not np.count_nonzero(req):  # nothing asked anywhere: this round would move nothing
             break
-        req /= np.where(pos, tot, 1.0)
-        req = np.where(pos, req, 0.0)
-        f = np.minimum(req, cap, out=req)
-        out = f.sum(axis=2)
-        # exporters asked for more than they may ship scale down to e_rem / out (one masked
-        # divide: the same values as np.where(out > e_rem, e_rem / out_or_1, 1.0))
-        scale.fill(1.0)
-        np.divide(e_rem, np.where(out > _EPS, out, 1.0), out=scale, where=out > e_rem)
-        f *= scale[:, :, None]
-        if f.sum() <= _EPS:
+        req /= np.where(pos, tot, 1.0)[:, None, :]
+        f = req if open_routes else np.minimum(req, cap, out=req)
+        out = np.add.reduce(f, 2)
+        # exporters asked for more than they may ship scale down to e_rem / out
+        over = out > e_rem
+        if over.any():
+            f *= np.where(over, e_rem / np.where(out > _EPS, out, 1.0), 1.0)[:, :, None]
+            f_out = np.add.reduce(f, 2)
+        else:  # no exporter scaled: the same row sums
+            f_out = out
+        if np.add.reduce(f, None) <= _EPS:  # f.sum()
             break
         trade += f
-        f_out = f.sum(axis=2)
         e_rem -= f_out
         np.maximum(e_rem, 0.0, out=e_rem)
         if s_left is not e_rem:
             s_left -= f_out
             np.maximum(s_left, 0.0, out=s_left)
-        m_rem = m_rem - f.sum(axis=1)
+        m_rem = m_rem - np.add.reduce(f, 1)
         np.maximum(m_rem, 0.0, out=m_rem)
-        cap -= f
+        if not open_routes:
+            cap -= f
 
 
 def excess_demand(

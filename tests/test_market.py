@@ -410,3 +410,40 @@ def test_arbitrage_needs_trade_or_spare_goods():
     cl = clear(supply, demand, [10, 20], rules(2))
     logp = np.log([10.0, 20.0])
     assert arbitrage(logp, cl, supply, rules(2), 1.0) == pytest.approx(logp)
+
+
+def test_clear_items_with_kept_read_only_rules_matches_fresh_rules():
+    # masks derived from read-only rule arrays are kept between calls (abm.market._kept); the
+    # clearings must be those of writable copies, and new rule arrays must not hit the kept ones
+    from abm.market import clear_items
+
+    rng = np.random.default_rng(3)
+    k, n = 4, 5
+    access_open = np.ones((k, n, n))
+    access_cut = access_open.copy()
+    access_cut[:, 0, 1] = 0.2
+    leaky = np.zeros((k, n, n), dtype=bool)
+    leaky[:, 0, 1] = True
+    tax = np.zeros((k, n))
+    tax[:, 0] = 0.1
+    frozen = []
+    for a in (access_open, access_cut, leaky, tax):
+        b = a.copy()
+        b.flags.writeable = False
+        frozen.append(b)
+    f_open, f_cut, f_leaky, f_tax = frozen
+    for trial in range(6):
+        supply = rng.uniform(0, 100, (k, n))
+        demand = rng.uniform(0, 150, (k, n))
+        price = rng.uniform(5, 50, (k, n))
+        quota = np.full((k, n), np.inf) if trial % 3 else rng.uniform(0, 30, (k, n))
+        contracts = [Contracts.empty() for _ in range(k)]
+        cut = trial % 2 == 1
+        fresh = (access_cut if cut else access_open, leaky, tax)
+        kept = (f_cut if cut else f_open, f_leaky, f_tax)
+        a, b = (
+            clear_items(supply, demand, price, quota, *r, contracts, home_bias=0.5)
+            for r in (fresh, kept)
+        )
+        for key in a.stacked:
+            assert np.array_equal(a.stacked[key], b.stacked[key]), key
