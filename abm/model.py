@@ -69,7 +69,7 @@ from agents.firms import (
     value_coefficients,
 )
 from agents.states import StateAgent
-from agents.strategies import DisputeView, Observation, ScriptedStrategy
+from agents.strategies import Observation, ScriptedStrategy, dispute_view, observation
 
 PROBE_SHARE = 0.05
 """Floor on a processor's expected sales, as a share of its capacity."""
@@ -791,23 +791,26 @@ class RareEarthModel(mesa.Model):
 
     # ------------------------------------------------------------------ 2. states decide
 
-    def observe(self, c: int) -> Observation:
-        """The read-only view a state's strategy gets."""
+    def observe(self, c: int, world: tuple | None = None) -> Observation:
+        """The read-only view a state's strategy gets.
+
+        ``world`` is :meth:`_observed_world` of this month (built here when not given): the
+        states deciding in a month share it instead of each reducing the same arrays.
+        """
+        if world is None:
+            world = self._observed_world()
+        date, risk, share, price_multiple, fill, pain = world
         st = self.states[c]
-        risk_of = self.risk_by_country()[c]
-        imports = self.supplier_share[:, c, :].copy()
-        imports[:, c] = 0.0
-        tot = imports.sum()
-        share = imports.sum(axis=0) / tot if tot > 0 else np.zeros(C)
+        month = self.month
         disputes = tuple(
-            DisputeView(
-                d.id,
-                COUNTRIES[d.coercer],
-                COUNTRIES[d.target],
-                d.tension,
-                self.month - d.start,
-                d.conceded_month is not None,
-                d.active,
+            dispute_view(
+                id=d.id,
+                coercer=COUNTRIES[d.coercer],
+                target=COUNTRIES[d.target],
+                tension=d.tension,
+                months_open=month - d.start,
+                conceded=d.conceded_month is not None,
+                active=d.active,
             )
             for d in self.policy.disputes.values()
             if c in (d.coercer, d.target)
@@ -816,23 +819,61 @@ class RareEarthModel(mesa.Model):
             ("own", st.name),
             lambda: tuple(m.id for m in self.policy.measures.values() if m.origin == st.name),
         )
-        return Observation(
+        return observation(
             country=st.name,
-            month=self.month,
-            date=self.date,
+            month=month,
+            date=date,
             params=st.params,
             allow_coercion=self.scenario.allow_coercion,
             budget_usd=st.budget_usd,
-            price_multiple=self.price[:, c] / self.p0,
-            fill=self.fill[c].copy(),
-            risk_of=risk_of,
-            import_share_from=share,
-            pain=self.pain(c),
+            price_multiple=price_multiple[c],
+            fill=fill[c],
+            risk_of=risk[c],
+            import_share_from=share[c],
+            pain=pain[c],
             stockpile_target_days=self.stockpile_target_days()[c],
             disputes=disputes,
             own_measures=own,
             forecast=None if self.forecasting else (lambda acts, n: self.forecast(c, acts, n)),
         )
+
+    def _observed_world(self) -> tuple:
+        """The parts of the observations that states' actions cannot change, for every country.
+
+        Returns the date, the perceived risk (C, C), import shares by origin (C, C), price
+        multiples (C, I), fill rates (C, I) and pain (C floats): each country's observation
+        takes its row. Budgets, measures, disputes and stockpile targets, which an earlier
+        state's actions in the same month can change, are read per observation. The rows are
+        the same values, bit for bit, as each country's own reductions gave: the item sum
+        runs in the same order, and a buyer's total over its (I, C) imports was the pairwise
+        sum of these per-origin sums (numpy's 8-wide blocks; checked over all scenarios).
+        """
+        imports = self.supplier_share.sum(axis=0)  # (buyer, origin), summed over items
+        imports.reshape(-1)[:: C + 1] = 0.0  # home supply is no import
+        tot = imports.sum(axis=1)
+        share = np.zeros((C, C))
+        np.divide(imports, tot[:, None], out=share, where=(tot > 0)[:, None])
+        price_multiple = self.price.T / self.p0
+        fill = self.fill.copy()
+        return (
+            self.date,
+            self.risk_by_country(),
+            share,
+            price_multiple,
+            fill,
+            self._pain_all(),
+        )
+
+    def _pain_all(self) -> list[float]:
+        """:meth:`pain` (no coercer) of every country, the same sums over months."""
+        quarter = self.__dict__.get("_industry_quarter")
+        if quarter is None:  # a quarter's RE-using output: fixed for the run
+            quarter = np.array([self.industry_output(c) / 4.0 for c in range(C)])
+            self._industry_quarter = quarter
+        if not self.lost_hist:
+            return [0.0] * C
+        lost = sum(self.lost_hist[-3:])  # 0 + h1 + h2 + h3, as pain adds them per country
+        return np.divide(lost, quarter, out=np.zeros(C), where=~(quarter <= 0)).tolist()
 
     def risk_by_country(self) -> np.ndarray:
         """(C, C) mean perceived risk of each country's buyers toward each supplier country."""
@@ -845,10 +886,13 @@ class RareEarthModel(mesa.Model):
         return cached[2]
 
     def _states_decide(self) -> None:
+        world = None  # built at the first observation of the month, shared by the others
         for st in self.states:
             if not st.decides_this_month(self.month) or not st.strategy.needs_observation:
                 continue
-            actions = st.strategy.decide(self.observe(st.index))
+            if world is None:
+                world = self._observed_world()
+            actions = st.strategy.decide(self.observe(st.index, world))
             for a in actions:
                 self.apply_action(a, st.name)
 
