@@ -57,7 +57,7 @@ from abm.market import (
 )
 from abm.policy import Dispute, Measure, PolicyState
 from abm.recorder import Recorder
-from abm.scenario import Scenario, month_index, parse_event
+from abm.scenario import Event, Scenario, month_index, parse_event, parse_month
 from agents.firms import (
     SUPPLY_MARGIN_BAND,
     FirmAgent,
@@ -166,6 +166,11 @@ class one_blas_thread:  # noqa: N801 (used like a function: ``with one_blas_thre
     def __exit__(self, *exc) -> None:
         for lib, n in self._saved:
             lib.set_num_threads(n)
+
+
+def _typed(values: list) -> tuple:
+    """A list's values with their types, as a hashable key (see ``_action_event``)."""
+    return tuple((type(x), x) for x in values)
 
 
 class _Rows:
@@ -642,14 +647,44 @@ class RareEarthModel(mesa.Model):
                 d.ended_month = self.month
                 self.policy.log.append((self.month, origin, f"dispute {d.id} dropped"))
             return
-        table = {k: v for k, v in action.items()}
-        table.setdefault("date", self.date)
-        ev = parse_event(table, 0, self.start)
+        ev = self._action_event(action)
         if ev.coercive and not self.scenario.allow_coercion:
             return
         end = month_index(ev.end, self.start) if ev.end else None
         eid = str(action["id"]) if action.get("id") else f"{origin}-{ev.type}-{self.month}"
         self.apply(ev.type, dict(ev.params), eid, end, ev.coercive, origin)
+
+    def _action_event(self, action: dict) -> Event:
+        """The validated event of an action table (``parse_event``), parsed once per table.
+
+        States repeat the same tables month after month (finance and R&D at the same amounts,
+        about 340 actions in a default run). The event depends on the month only through its
+        date, which is not used here (an action's id comes from the action or the model), and
+        through two checks, repeated on a hit: the date (the model's own month unless the table
+        gives one) must parse, and an ``end`` must not be before it (the date is then part of
+        the key). Values are keyed with their types (1 and 1.0 or a list and a tuple validate
+        differently); a table holding an unhashable value is parsed every time.
+        """
+        dated = "date" in action
+        key = (
+            tuple((k, type(v), _typed(v) if type(v) is list else v) for k, v in action.items()),
+            self.date if "end" in action and not dated else None,
+        )
+        cache = self.__dict__.setdefault("_action_events", {})  # shared with forks: same start
+        try:
+            ev = cache.get(key)
+        except TypeError:  # an unhashable value (a nested list or table): no caching
+            key, ev = None, None
+        if ev is not None:
+            if not dated:
+                parse_month(self.date, "events[0].date")  # a month past 2300 fails, as before
+            return ev
+        table = {k: v for k, v in action.items()}
+        table.setdefault("date", self.date)
+        ev = parse_event(table, 0, self.start)
+        if key is not None:
+            cache[key] = ev
+        return ev
 
     def apply(self, etype, params, eid, end, coercive, origin) -> None:
         """Put a measure in force or carry out a one-off event."""
