@@ -22,7 +22,9 @@ from abm.market import stacked
 from abm.recorder import Recorder
 
 _CTRY = np.arange(C)
-_NOT_CHINA = np.flatnonzero(_CTRY != CHINA)
+_IS_NOT_CHINA = _CTRY != CHINA
+_NOT_CHINA = np.flatnonzero(_IS_NOT_CHINA)
+_STAGES3 = np.arange(3)  # mining, separation, magnets
 _IDX_ITEM_GOOD = np.array(ITEM_GOOD)
 _IDX_ITEM_STAGE = np.array(ITEM_STAGE)
 SEG_CHINA, SEG_WORLD, SEG_LOCAL = 0, 1, 2
@@ -45,6 +47,13 @@ _RISK_DIMS = {"country": _RC[_OFF], "partner": _RX[_OFF]}
 _LS_C, _LS_S = np.meshgrid(_CTRY, np.arange(S), indexing="ij")
 _LOST_DIMS = {"country": _LS_C.ravel(), "sector": _LS_S.ravel()}
 _CS_DIMS = {"country": _GRID_CS[0].ravel(), "stage": _GRID_CS[1].ravel()}
+
+
+def _quotas_in_force(model) -> tuple[np.ndarray, np.ndarray]:
+    """The export quotas in force (t/yr) and their exporters: kept until the measures change."""
+    q = model.policy.quota_t_per_year()
+    has = np.isfinite(q).nonzero()[0]
+    return q[has], has
 
 
 def world_price(model, clearings) -> np.ndarray:
@@ -117,24 +126,25 @@ def record_month(model, rec: Recorder, month: int) -> None:
     rec.add(month, "consumption_t", flows.consumption.ravel(), **cg)
     rec.add(month, "recycled_t", flows.recycled.ravel(), **cg)
     # quotas in force
-    q = model.policy.quota_t_per_year()
-    has = np.isfinite(q).nonzero()[0]
+    quotas, has = model.policy.memo("export_quota_recorded", lambda: _quotas_in_force(model))
     if has.size:
-        rec.add(month, "export_quota_t", q[has], country=has)
+        rec.add(month, "export_quota_t", quotas, country=has)
     # China's share of world output by stage (mining, separation, magnets)
     prod = flows.production
+    # indexing with a list of columns gave an F-ordered copy, summed in memory order: the rows
+    # of a stage in one transposed C copy hold the same order, so each sum is the same bits
+    prod_t = prod.T.copy()  # (I, C)
     shares = []
     for a, b in ((0, 3), (3, 6), (6, 8)):
-        # indexing with a list of columns gave an F-ordered copy, summed in memory order: the
-        # transposed C copy holds the same order, so the sum is the same bit for bit
-        tot = prod[:, a:b].T.copy().sum()
+        tot = prod_t[a:b].sum()
         shares.append(prod[CHINA, a:b].sum() / tot if tot > 0 else np.nan)
-    rec.add(month, "china_share", shares, country=CHINA, stage=[0, 1, 2])
+    rec.add(month, "china_share", shares, country=CHINA, stage=_STAGES3)
     # each country's dependence on China: share of its concentrate+oxide imports (t REO)
     imp = imports[:, 0:6].sum(axis=1)
     from_cn = trade[0:6, CHINA, :].sum(axis=0)
-    dep = np.where(imp > 1e-9, from_cn / np.where(imp > 1e-9, imp, 1.0), np.nan)
-    others = ((_CTRY != CHINA) & np.isfinite(dep)).nonzero()[0]  # countries that imported
+    some = imp > 1e-9
+    dep = np.where(some, from_cn / np.where(some, imp, 1.0), np.nan)
+    others = (_IS_NOT_CHINA & np.isfinite(dep)).nonzero()[0]  # countries that imported
     rec.add(month, "import_share_from_china", dep[others], country=others, partner=CHINA)
     # inventories in months of use (manufacturers' REO content), stockpiles
     mf, pr = model.makers, model.producers

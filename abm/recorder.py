@@ -46,6 +46,7 @@ VARIABLES = tuple(UNITS)
 _VAR_CODE = {v: i for i, v in enumerate(VARIABLES)}
 UNIT_LIST = tuple(sorted(set(UNITS.values())))
 _UNIT_CODE = {u: i for i, u in enumerate(UNIT_LIST)}
+_F64 = np.dtype(np.float64)  # the native float64 dtype: arrays' dtype is this very object
 
 
 @functools.lru_cache(maxsize=64)
@@ -83,7 +84,7 @@ class Recorder:
 
         Blocks are only stored here; columns are built once, vectorised, in :meth:`frame`.
         """
-        if type(values) is np.ndarray and values.dtype == np.float64 and values.ndim == 1:
+        if type(values) is np.ndarray and values.dtype is _F64 and values.ndim == 1:
             v = values  # what asarray and reshape would give (the same data), without the calls
         else:
             v = np.asarray(values, dtype=float).reshape(-1)
