@@ -55,6 +55,7 @@ from abm.market import (
     clear_items,
     stacked,
 )
+from abm.outputs import record_month
 from abm.policy import Dispute, Measure, PolicyState
 from abm.recorder import Recorder
 from abm.scenario import Event, Scenario, month_index, parse_event, parse_month
@@ -2614,8 +2615,6 @@ class RareEarthModel(mesa.Model):
     def _collect(self) -> None:
         if self.forecasting:
             return
-        from abm.outputs import record_month
-
         self.dates.append(self.date)
         record_month(self, self.recorder, self.month)
 
