@@ -55,9 +55,10 @@ from abm.market import (
     clear_items,
     stacked,
 )
+from abm.outputs import record_month
 from abm.policy import Dispute, Measure, PolicyState
 from abm.recorder import Recorder
-from abm.scenario import Scenario, month_index, parse_event
+from abm.scenario import Event, Scenario, month_index, parse_event, parse_month
 from agents.firms import (
     SUPPLY_MARGIN_BAND,
     FirmAgent,
@@ -69,7 +70,7 @@ from agents.firms import (
     value_coefficients,
 )
 from agents.states import StateAgent
-from agents.strategies import DisputeView, Observation, ScriptedStrategy
+from agents.strategies import Observation, ScriptedStrategy, dispute_view, observation
 
 PROBE_SHARE = 0.05
 """Floor on a processor's expected sales, as a share of its capacity."""
@@ -166,6 +167,11 @@ class one_blas_thread:  # noqa: N801 (used like a function: ``with one_blas_thre
     def __exit__(self, *exc) -> None:
         for lib, n in self._saved:
             lib.set_num_threads(n)
+
+
+def _typed(values: list) -> tuple:
+    """A list's values with their types, as a hashable key (see ``_action_event``)."""
+    return tuple((type(x), x) for x in values)
 
 
 class _Rows:
@@ -642,14 +648,44 @@ class RareEarthModel(mesa.Model):
                 d.ended_month = self.month
                 self.policy.log.append((self.month, origin, f"dispute {d.id} dropped"))
             return
-        table = {k: v for k, v in action.items()}
-        table.setdefault("date", self.date)
-        ev = parse_event(table, 0, self.start)
+        ev = self._action_event(action)
         if ev.coercive and not self.scenario.allow_coercion:
             return
         end = month_index(ev.end, self.start) if ev.end else None
         eid = str(action["id"]) if action.get("id") else f"{origin}-{ev.type}-{self.month}"
         self.apply(ev.type, dict(ev.params), eid, end, ev.coercive, origin)
+
+    def _action_event(self, action: dict) -> Event:
+        """The validated event of an action table (``parse_event``), parsed once per table.
+
+        States repeat the same tables month after month (finance and R&D at the same amounts,
+        about 340 actions in a default run). The event depends on the month only through its
+        date, which is not used here (an action's id comes from the action or the model), and
+        through two checks, repeated on a hit: the date (the model's own month unless the table
+        gives one) must parse, and an ``end`` must not be before it (the date is then part of
+        the key). Values are keyed with their types (1 and 1.0 or a list and a tuple validate
+        differently); a table holding an unhashable value is parsed every time.
+        """
+        dated = "date" in action
+        key = (
+            tuple((k, type(v), _typed(v) if type(v) is list else v) for k, v in action.items()),
+            self.date if "end" in action and not dated else None,
+        )
+        cache = self.__dict__.setdefault("_action_events", {})  # shared with forks: same start
+        try:
+            ev = cache.get(key)
+        except TypeError:  # an unhashable value (a nested list or table): no caching
+            key, ev = None, None
+        if ev is not None:
+            if not dated:
+                parse_month(self.date, "events[0].date")  # a month past 2300 fails, as before
+            return ev
+        table = {k: v for k, v in action.items()}
+        table.setdefault("date", self.date)
+        ev = parse_event(table, 0, self.start)
+        if key is not None:
+            cache[key] = ev
+        return ev
 
     def apply(self, etype, params, eid, end, coercive, origin) -> None:
         """Put a measure in force or carry out a one-off event."""
@@ -791,23 +827,26 @@ class RareEarthModel(mesa.Model):
 
     # ------------------------------------------------------------------ 2. states decide
 
-    def observe(self, c: int) -> Observation:
-        """The read-only view a state's strategy gets."""
+    def observe(self, c: int, world: tuple | None = None) -> Observation:
+        """The read-only view a state's strategy gets.
+
+        ``world`` is :meth:`_observed_world` of this month (built here when not given): the
+        states deciding in a month share it instead of each reducing the same arrays.
+        """
+        if world is None:
+            world = self._observed_world()
+        date, risk, share, price_multiple, fill, pain = world
         st = self.states[c]
-        risk_of = self.risk_by_country()[c]
-        imports = self.supplier_share[:, c, :].copy()
-        imports[:, c] = 0.0
-        tot = imports.sum()
-        share = imports.sum(axis=0) / tot if tot > 0 else np.zeros(C)
+        month = self.month
         disputes = tuple(
-            DisputeView(
-                d.id,
-                COUNTRIES[d.coercer],
-                COUNTRIES[d.target],
-                d.tension,
-                self.month - d.start,
-                d.conceded_month is not None,
-                d.active,
+            dispute_view(
+                id=d.id,
+                coercer=COUNTRIES[d.coercer],
+                target=COUNTRIES[d.target],
+                tension=d.tension,
+                months_open=month - d.start,
+                conceded=d.conceded_month is not None,
+                active=d.active,
             )
             for d in self.policy.disputes.values()
             if c in (d.coercer, d.target)
@@ -816,23 +855,61 @@ class RareEarthModel(mesa.Model):
             ("own", st.name),
             lambda: tuple(m.id for m in self.policy.measures.values() if m.origin == st.name),
         )
-        return Observation(
+        return observation(
             country=st.name,
-            month=self.month,
-            date=self.date,
+            month=month,
+            date=date,
             params=st.params,
             allow_coercion=self.scenario.allow_coercion,
             budget_usd=st.budget_usd,
-            price_multiple=self.price[:, c] / self.p0,
-            fill=self.fill[c].copy(),
-            risk_of=risk_of,
-            import_share_from=share,
-            pain=self.pain(c),
+            price_multiple=price_multiple[c],
+            fill=fill[c],
+            risk_of=risk[c],
+            import_share_from=share[c],
+            pain=pain[c],
             stockpile_target_days=self.stockpile_target_days()[c],
             disputes=disputes,
             own_measures=own,
             forecast=None if self.forecasting else (lambda acts, n: self.forecast(c, acts, n)),
         )
+
+    def _observed_world(self) -> tuple:
+        """The parts of the observations that states' actions cannot change, for every country.
+
+        Returns the date, the perceived risk (C, C), import shares by origin (C, C), price
+        multiples (C, I), fill rates (C, I) and pain (C floats): each country's observation
+        takes its row. Budgets, measures, disputes and stockpile targets, which an earlier
+        state's actions in the same month can change, are read per observation. The rows are
+        the same values, bit for bit, as each country's own reductions gave: the item sum
+        runs in the same order, and a buyer's total over its (I, C) imports was the pairwise
+        sum of these per-origin sums (numpy's 8-wide blocks; checked over all scenarios).
+        """
+        imports = self.supplier_share.sum(axis=0)  # (buyer, origin), summed over items
+        imports.reshape(-1)[:: C + 1] = 0.0  # home supply is no import
+        tot = imports.sum(axis=1)
+        share = np.zeros((C, C))
+        np.divide(imports, tot[:, None], out=share, where=(tot > 0)[:, None])
+        price_multiple = self.price.T / self.p0
+        fill = self.fill.copy()
+        return (
+            self.date,
+            self.risk_by_country(),
+            share,
+            price_multiple,
+            fill,
+            self._pain_all(),
+        )
+
+    def _pain_all(self) -> list[float]:
+        """:meth:`pain` (no coercer) of every country, the same sums over months."""
+        quarter = self.__dict__.get("_industry_quarter")
+        if quarter is None:  # a quarter's RE-using output: fixed for the run
+            quarter = np.array([self.industry_output(c) / 4.0 for c in range(C)])
+            self._industry_quarter = quarter
+        if not self.lost_hist:
+            return [0.0] * C
+        lost = sum(self.lost_hist[-3:])  # 0 + h1 + h2 + h3, as pain adds them per country
+        return np.divide(lost, quarter, out=np.zeros(C), where=~(quarter <= 0)).tolist()
 
     def risk_by_country(self) -> np.ndarray:
         """(C, C) mean perceived risk of each country's buyers toward each supplier country."""
@@ -845,10 +922,13 @@ class RareEarthModel(mesa.Model):
         return cached[2]
 
     def _states_decide(self) -> None:
+        world = None  # built at the first observation of the month, shared by the others
         for st in self.states:
             if not st.decides_this_month(self.month) or not st.strategy.needs_observation:
                 continue
-            actions = st.strategy.decide(self.observe(st.index))
+            if world is None:
+                world = self._observed_world()
+            actions = st.strategy.decide(self.observe(st.index, world))
             for a in actions:
                 self.apply_action(a, st.name)
 
@@ -2535,8 +2615,6 @@ class RareEarthModel(mesa.Model):
     def _collect(self) -> None:
         if self.forecasting:
             return
-        from abm.outputs import record_month
-
         self.dates.append(self.date)
         record_month(self, self.recorder, self.month)
 

@@ -46,6 +46,7 @@ VARIABLES = tuple(UNITS)
 _VAR_CODE = {v: i for i, v in enumerate(VARIABLES)}
 UNIT_LIST = tuple(sorted(set(UNITS.values())))
 _UNIT_CODE = {u: i for i, u in enumerate(UNIT_LIST)}
+_F64 = np.dtype(np.float64)  # the native float64 dtype: arrays' dtype is this very object
 
 
 @functools.lru_cache(maxsize=64)
@@ -56,6 +57,11 @@ def _dtype(names: tuple[str, ...]) -> pd.CategoricalDtype:
     explorer).
     """
     return pd.CategoricalDtype(categories=list(names))
+
+
+def dims(*, country=-1, partner=-1, good=-1, stage=-1, segment=-1, sector=-1) -> tuple:
+    """The dimension codes of a block as :meth:`Recorder.add_block` takes them (see ``add``)."""
+    return (country, partner, good, stage, segment, sector)
 
 
 class Recorder:
@@ -83,13 +89,25 @@ class Recorder:
 
         Blocks are only stored here; columns are built once, vectorised, in :meth:`frame`.
         """
-        if type(values) is np.ndarray and values.dtype == np.float64 and values.ndim == 1:
+        if type(values) is np.ndarray and values.dtype is _F64 and values.ndim == 1:
             v = values  # what asarray and reshape would give (the same data), without the calls
         else:
             v = np.asarray(values, dtype=float).reshape(-1)
         self._blocks.append(
             (month, _VAR_CODE[variable], (country, partner, good, stage, segment, sector), v)
         )
+
+    def add_block(self, month: int, variable: str, values, block_dims: tuple) -> None:
+        """:meth:`add` with the dimension codes made once by :func:`dims`.
+
+        Most blocks have the same dimensions every month: passing them as one tuple saves
+        building it from keyword arguments at every call (about 20 calls a month).
+        """
+        if type(values) is np.ndarray and values.dtype is _F64 and values.ndim == 1:
+            v = values
+        else:
+            v = np.asarray(values, dtype=float).reshape(-1)
+        self._blocks.append((month, _VAR_CODE[variable], block_dims, v))
 
     def frame(self, dates: list[str]) -> pd.DataFrame:
         """The long table: run, seed, date, variable, value, unit and dimension columns.

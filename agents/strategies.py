@@ -58,6 +58,29 @@ class Observation:
     the world); None inside a forecast."""
 
 
+def _frozen(cls, fields: dict):
+    """An instance of the frozen dataclass ``cls`` built without its ``__init__``.
+
+    A frozen dataclass sets each field through ``object.__setattr__``: an
+    :class:`Observation` (16 fields) took about 6 us, five a month, against 1 us for filling
+    the instance's ``__dict__``; the object is the same (equal, still frozen against
+    assignment). ``fields`` must name every field (the model's observations do).
+    """
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
+def dispute_view(**fields) -> DisputeView:
+    """A :class:`DisputeView` from all its fields, built as :func:`_frozen` does."""
+    return _frozen(DisputeView, fields)
+
+
+def observation(**fields) -> Observation:
+    """An :class:`Observation` from all its fields, built as :func:`_frozen` does."""
+    return _frozen(Observation, fields)
+
+
 class Strategy:
     """Base class: no actions, no learning."""
 
