@@ -1443,22 +1443,33 @@ class RareEarthModel(mesa.Model):
         named firms due online later) learn; incumbents are taken as mature.
         """
         fb, f, pr = self.fb, self.firms, self.producers
-        units = self._units
-        ent = self._entrant[pr] & (units > 0)
+        ent = self._entrant[pr] & (self._units > 0)
         if not ent.any():
             return
-        cum_old = self._cum_units[pr].copy()
+        cum_old, cum_new, learn, factor = self._wright(ent)
         first = ent & (cum_old <= 0)
         self._cost0[pr] = np.where(first, f.unit_cost[pr], self._cost0[pr])
-        cum_new = cum_old + np.where(ent, units, 0.0)
         self._cum_units[pr] = cum_new
-        ref = f.capacity[pr]  # a year of output at capacity (t)
-        learn = ent & (cum_old >= ref) & (ref > 0)
-        b = -np.log2(1.0 - fb.learning_rate)
-        ratio = np.where(learn, cum_new / np.maximum(cum_old, 1e-12), 1.0)
-        cut = f.unit_cost[pr] * ratio ** (-b)
+        cut = f.unit_cost[pr] * factor
         floor = fb.learning_floor_share * self._cost0[pr]
         f.unit_cost[pr] = np.where(learn, np.maximum(cut, floor), f.unit_cost[pr])
+
+    def _wright(self, ent: np.ndarray) -> tuple:
+        """Producers' cumulative output before and after this month, who learns, and the factor.
+
+        ``ent`` marks the entrants that produced. A row learns past a year of output at
+        capacity; its unit cost is multiplied by ``(cum_new / cum_old) ** -b``. The power is
+        numpy's on both engines (the numba kernel is handed the factors): numpy's vectorised
+        power can differ from the C library's in the last bit on some CPUs.
+        """
+        f, pr = self.firms, self.producers
+        cum_old = self._cum_units[pr].copy()
+        cum_new = cum_old + np.where(ent, self._units, 0.0)
+        ref = f.capacity[pr]  # a year of output at capacity (t)
+        learn = ent & (cum_old >= ref) & (ref > 0)
+        b = -np.log2(1.0 - self.fb.learning_rate)
+        ratio = np.where(learn, cum_new / np.maximum(cum_old, 1e-12), 1.0)
+        return cum_old, cum_new, learn, ratio ** (-b)
 
     def _pool_share(self) -> np.ndarray:
         """(P,) share of a new project's capex the host's finance pool would cover."""
@@ -2415,7 +2426,8 @@ class RareEarthModel(mesa.Model):
             value = np.einsum("ni,ni->n", coef, np.take(self.exp_price.T, self._c_pr, axis=0))
         sub = self.recycling_subsidy()
         learns = fb.learning_rate > 0
-        nb = float(np.log2(1.0 - fb.learning_rate)) if learns else 0.0  # -b of Wright's law
+        # Wright's law factors, by numpy's power as on the numpy engine (see _wright)
+        wright = self._wright(self._entrant[: self.P] & (self._units > 0))[3] if learns else _EMPTY
         n_broke, broke_cash, broke_c = self._k.learn.producer_learning(
             self._pr_mag,
             self._pr_rec,
@@ -2437,7 +2449,7 @@ class RareEarthModel(mesa.Model):
             self._units,
             self._cum_units,
             self._cost0,
-            nb,
+            wright,
             float(fb.learning_floor_share),
             f.unit_cost,
             f.expected_margin,

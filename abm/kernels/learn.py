@@ -84,7 +84,7 @@ def producer_learning(
     units,
     cum_units,
     cost0,
-    nb,
+    wright,
     floor_share,
     unit_cost,
     expected_margin,
@@ -119,7 +119,9 @@ def producer_learning(
 
     - learning by doing, when ``learns`` and some entrant produced: a first output fixes
       ``cost0``; cumulative output grows by ``units``; past a year at capacity the unit cost
-      becomes ``max(unit_cost * (cum_new / max(cum_old, 1e-12)) ** nb, floor_share * cost0)``;
+      becomes ``max(unit_cost * wright[r], floor_share * cost0)``, where ``wright`` holds the
+      factors ``(cum_new / max(cum_old, 1e-12)) ** -b`` computed by numpy before the call
+      (numpy's vectorised power and the C library's can differ in the last bit);
     - margins at the expected prices ``price`` (I, C): value added = ``coef[r] @ price[:, c]``
       summed in the order ``np.einsum("ni,ni->n")`` uses for 8 contiguous items (two lanes of
       even and odd items, each added from the last item down, then the lanes), where Dy/Tb
@@ -161,8 +163,7 @@ def producer_learning(
             cum_units[r] = cum_new
             ref = capacity[r]
             if ent and cum_old >= ref and ref > 0:
-                ratio = cum_new / maximum(cum_old, 1e-12)
-                cut = uc * ratio**nb
+                cut = uc * wright[r]
                 uc = maximum(cut, floor_share * cost0[r])
                 unit_cost[r] = uc
         # ---- margins: value added per kg at the expected local prices
