@@ -11,7 +11,9 @@ Measured in one process, so the ratios mean something on any machine:
 - our model: firm-months per second of ``RareEarthModel.step()`` on the default scenario at
   1,000, 10,000 and 100,000 firm agents (start-up is timed apart and excluded from the rate);
 - Mesa's Boltzmann wealth model without a space (``benchmarks.boltzmann``), agent-steps per
-  second at the same agent counts: what one Python call per agent per step costs in Mesa;
+  second at the same agent counts: what one Python call per agent per step costs in Mesa. Its
+  repeats alternate with ours (``measure.ours_and_boltzmann``), and the ratio is the median of
+  the pairs' ratios, so both sides of each ratio ran under the same machine conditions;
 - at 10,000 firms also the numpy engine, when ``auto`` chose numba there (``abm.engine``);
   the numba engine's once-per-process start-up in fresh processes, with and without numba's
   cache;
@@ -43,7 +45,7 @@ from abm.model import keep_freed_memory
 from benchmarks import measure
 from benchmarks.opcount import count_model, count_numpy_bound
 
-FULL_SIZES = ((1_000, 24), (10_000, 24), (100_000, 12))
+FULL_SIZES = ((1_000, 24), (10_000, 48), (100_000, 12))
 QUICK_SIZES = ((1_000, 12), (10_000, 12), (100_000, 6))
 REFERENCE_N = 10_000
 SWEEP_RUNS, QUICK_SWEEP_RUNS = 200, 20
@@ -81,7 +83,7 @@ def run(
 ) -> dict:
     """All measurements; returns the figures as one JSON-ready dict."""
     sizes = QUICK_SIZES if quick else FULL_SIZES
-    repeats = 2 if quick else 3
+    repeats = 3 if quick else 5
     agent_steps = 500_000 if quick else 1_000_000  # per Boltzmann repeat
     # the model sets the allocator to keep freed memory when it is built; set it first, so that
     # Boltzmann, the numpy floor and our model all run under the same settings
@@ -90,10 +92,9 @@ def run(
     load_before = list(os.getloadavg())
     rows = []
     for n, months in sizes:
-        progress(f"  {n:,} agents: our model ...")
-        ours = measure.lanthanide(n, months, repeats)
-        progress(f"  {n:,} agents: Mesa Boltzmann ...")
-        boltz = measure.boltzmann(n, max(5, agent_steps // n), repeats)
+        progress(f"  {n:,} agents: our model and Mesa Boltzmann, in turn ...")
+        pair = measure.ours_and_boltzmann(n, months, max(5, agent_steps // n), repeats)
+        ours, boltz = pair["lanthanide"], pair["boltzmann"]
         progress(f"  {n:,} agents: numpy floor ...")
         floor = measure.numpy_lower_bound(n, max(months, agent_steps // n), repeats)
         if n == REFERENCE_N and ours["engine"] != "numpy":
@@ -108,12 +109,15 @@ def run(
                 "lanthanide_numpy_engine": ours_np,
                 "boltzmann": boltz,
                 "numpy_floor": floor,
-                "ours_over_boltzmann": ours["firm_months_per_second"]
-                / boltz["agent_steps_per_second"],
+                # the median of the pairs' ratios (each pair: a repeat of ours, then one of
+                # Boltzmann), from wall time and from CPU time; and the ratio of median rates
+                "ours_over_boltzmann": pair["ours_over_boltzmann"],
+                "ours_over_boltzmann_pairs": pair["pair_ratios"],
+                "ours_over_boltzmann_ratio_of_medians": pair["ratio_of_medians"],
                 "floor_over_ours": floor["firm_months_per_second"] / ours["firm_months_per_second"],
-                # the same ratios from the fastest repeat's CPU time (steadier under load)
-                "ours_over_boltzmann_cpu": ours["firm_months_per_cpu_second"]
-                / boltz["agent_steps_per_cpu_second"],
+                # the same ratios from CPU time (steadier under load)
+                "ours_over_boltzmann_cpu": pair["ours_over_boltzmann_cpu"],
+                "ours_over_boltzmann_cpu_pairs": pair["pair_ratios_cpu"],
                 "floor_over_ours_cpu": floor["firm_months_per_cpu_second"]
                 / ours["firm_months_per_cpu_second"],
             }
@@ -238,7 +242,24 @@ def format_report(res: dict) -> str:
             f"{r['agents']:>35,d} | {r['lanthanide']['peak_mib']:>8.1f} | "
             f"{r['boltzmann']['peak_mib']:>9.1f} | {r['numpy_floor']['peak_mib']:>11.1f}"
         )
-    lines += ["", "the same ratios from CPU time (fastest repeat): ours / Boltzmann; floor / ours"]
+    lines += [
+        "",
+        "ours / Boltzmann is the median of the pairs' ratios (each pair: a repeat of ours, then",
+        "one of Boltzmann); each pair's ratio, from wall time and (after /) from CPU time:",
+    ]
+    for r in res["sizes"]:
+        if "ours_over_boltzmann_pairs" in r:
+            pairs = ", ".join(
+                f"{w:.2f}/{c:.2f}"
+                for w, c in zip(
+                    r["ours_over_boltzmann_pairs"], r["ours_over_boltzmann_cpu_pairs"], strict=True
+                )
+            )
+            lines.append(
+                f"{r['agents']:>8,d} | {pairs}; ratio of the median rates "
+                f"{r['ours_over_boltzmann_ratio_of_medians']:.2f}"
+            )
+    lines += ["", "from CPU time: ours / Boltzmann (median pair); floor / ours (fastest repeats)"]
     for r in res["sizes"]:
         if "ours_over_boltzmann_cpu" in r:
             lines.append(
@@ -248,7 +269,7 @@ def format_report(res: dict) -> str:
             )
     ratio = res["ours_over_boltzmann_at_10000"]
     if ratio is not None:
-        lines += ["", f"ours / Mesa Boltzmann at 10,000 agents: {ratio:.2f}"]
+        lines += ["", f"ours / Mesa Boltzmann at 10,000 agents (median pair): {ratio:.2f}"]
     lines.append(
         "engine (abm.engine, auto): "
         + ", ".join(f"{r['agents']:,} firms {r['lanthanide']['engine']}" for r in res["sizes"])

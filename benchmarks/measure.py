@@ -60,6 +60,69 @@ def _build(n: int, months: int, engine: str | None = None) -> RareEarthModel:
     return RareEarthModel(load_scenario("default", firms=n, months=months), engine=engine)
 
 
+class _OurRepeats:
+    """Repeats of our model's timing at ``n`` firms, run one at a time (see :func:`lanthanide`)."""
+
+    def __init__(self, n: int, months: int, engine: str | None = None):
+        self.n, self.months, self.engine = n, months, engine
+        self.step_seconds: list[float] = []  # every month of every repeat
+        self.run_seconds: list[float] = []
+        self.build_seconds: list[float] = []
+        self.cpu_seconds: list[float] = []
+        warm = _build(n, 2, engine)
+        self.used = warm.engine
+        if self.used == "numba":
+            warm.step()
+        _release(warm)
+        del warm
+
+    def repeat(self) -> None:
+        """Build a fresh model (timed apart) and step it ``months`` times."""
+        gc.collect()
+        t0 = time.perf_counter()
+        model = _build(self.n, self.months, self.engine)
+        self.build_seconds.append(time.perf_counter() - t0)
+        this_run = []
+        c0 = time.process_time()
+        for _ in range(self.months):
+            t = time.perf_counter()
+            model.step()
+            this_run.append(time.perf_counter() - t)
+        self.cpu_seconds.append(time.process_time() - c0)
+        _release(model)
+        del model
+        self.step_seconds.extend(this_run)
+        self.run_seconds.append(sum(this_run))
+
+    def result(self) -> dict:
+        """The figures of the repeats so far, and the peak memory of one traced run."""
+        n, months, engine = self.n, self.months, self.engine
+
+        def traced() -> None:
+            model = _build(n, months, engine)
+            for _ in range(months):
+                model.step()
+            _release(model)
+
+        seconds = statistics.median(self.run_seconds)
+        return {
+            "firms": n,
+            "engine": self.used,
+            "months": months,
+            "repeats": len(self.run_seconds),
+            "seconds": seconds,
+            "seconds_all_repeats": self.run_seconds,
+            "firm_months_per_second": n * months / seconds,
+            "cpu_seconds_all_repeats": self.cpu_seconds,
+            "firm_months_per_cpu_second": n * months / min(self.cpu_seconds),
+            "month_ms_median": 1000 * statistics.median(self.step_seconds),
+            "month_ms_max": 1000 * max(self.step_seconds),
+            "startup_seconds": statistics.median(self.build_seconds),
+            "peak_mib": peak_traced_mib(traced),
+            "max_rss_mib_after": max_rss_mib(),
+        }
+
+
 def lanthanide(n: int, months: int, repeats: int = 3, engine: str | None = None) -> dict:
     """Firm-months per second of ``RareEarthModel.step`` at ``n`` firms (start-up excluded).
 
@@ -69,57 +132,64 @@ def lanthanide(n: int, months: int, repeats: int = 3, engine: str | None = None)
     engine one month of an untimed model is run first, so the once-per-process cost of loading
     the kernels (measured by :func:`engine_startup`) is not in the rate.
     """
-    step_seconds: list[float] = []  # every month of every repeat
-    run_seconds, build_seconds, cpu_seconds = [], [], []
-    warm = _build(n, 2, engine)
-    used = warm.engine
-    if used == "numba":
-        warm.step()
-    _release(warm)
-    del warm
+    runs = _OurRepeats(n, months, engine)
     for _ in range(repeats):
-        gc.collect()
-        t0 = time.perf_counter()
-        model = _build(n, months, engine)
-        build_seconds.append(time.perf_counter() - t0)
-        this_run = []
-        c0 = time.process_time()
-        for _ in range(months):
-            t = time.perf_counter()
-            model.step()
-            this_run.append(time.perf_counter() - t)
-        cpu_seconds.append(time.process_time() - c0)
-        _release(model)
-        del model
-        step_seconds.extend(this_run)
-        run_seconds.append(sum(this_run))
-
-    def traced() -> None:
-        model = _build(n, months, engine)
-        for _ in range(months):
-            model.step()
-        _release(model)
-
-    seconds = statistics.median(run_seconds)
-    return {
-        "firms": n,
-        "engine": used,
-        "months": months,
-        "repeats": repeats,
-        "seconds": seconds,
-        "seconds_all_repeats": run_seconds,
-        "firm_months_per_second": n * months / seconds,
-        "cpu_seconds_all_repeats": cpu_seconds,
-        "firm_months_per_cpu_second": n * months / min(cpu_seconds),
-        "month_ms_median": 1000 * statistics.median(step_seconds),
-        "month_ms_max": 1000 * max(step_seconds),
-        "startup_seconds": statistics.median(build_seconds),
-        "peak_mib": peak_traced_mib(traced),
-        "max_rss_mib_after": max_rss_mib(),
-    }
+        runs.repeat()
+    return runs.result()
 
 
 # ----------------------------------------------------------------------------- Mesa reference
+
+
+class _BoltzmannRepeats:
+    """Repeats of the Boltzmann timing on one model, run one at a time (see :func:`boltzmann`)."""
+
+    def __init__(self, n: int, steps: int):
+        self.n, self.steps = n, steps
+        gc.collect()
+        t0 = time.perf_counter()
+        self.model = BoltzmannNoSpace(n, seed=0)
+        self.build = time.perf_counter() - t0
+        self.run_seconds: list[float] = []
+        self.cpu_seconds: list[float] = []
+
+    def repeat(self) -> None:
+        """Step the model ``steps`` more times."""
+        model = self.model
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(self.steps):
+            model.step()
+        self.run_seconds.append(time.perf_counter() - t0)
+        self.cpu_seconds.append(time.process_time() - c0)
+
+    def result(self) -> dict:
+        """The figures of the repeats so far (the model is released), and a traced run's peak."""
+        n, steps = self.n, self.steps
+        conserved = self.model.total_wealth() == n
+        _release(self.model)
+        self.model = None
+
+        def traced() -> None:
+            m = BoltzmannNoSpace(n, seed=0)
+            for _ in range(min(steps, 5)):
+                m.step()
+            _release(m)
+
+        seconds = statistics.median(self.run_seconds)
+        return {
+            "agents": n,
+            "steps": steps,
+            "repeats": len(self.run_seconds),
+            "seconds": seconds,
+            "seconds_all_repeats": self.run_seconds,
+            "agent_steps_per_second": n * steps / seconds,
+            "cpu_seconds_all_repeats": self.cpu_seconds,
+            "agent_steps_per_cpu_second": n * steps / min(self.cpu_seconds),
+            "startup_seconds": self.build,
+            "wealth_conserved": conserved,
+            "peak_mib": peak_traced_mib(traced),
+            "max_rss_mib_after": max_rss_mib(),
+        }
 
 
 def boltzmann(n: int, steps: int, repeats: int = 3) -> dict:
@@ -128,41 +198,48 @@ def boltzmann(n: int, steps: int, repeats: int = 3) -> dict:
     One model is built (not timed) and stepped ``steps`` times per repeat; the rate uses the
     median repeat.
     """
-    gc.collect()
-    t0 = time.perf_counter()
-    model = BoltzmannNoSpace(n, seed=0)
-    build = time.perf_counter() - t0
-    run_seconds, cpu_seconds = [], []
+    runs = _BoltzmannRepeats(n, steps)
     for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        for _ in range(steps):
-            model.step()
-        run_seconds.append(time.perf_counter() - t0)
-        cpu_seconds.append(time.process_time() - c0)
-    conserved = model.total_wealth() == n
-    _release(model)
-    del model
+        runs.repeat()
+    return runs.result()
 
-    def traced() -> None:
-        m = BoltzmannNoSpace(n, seed=0)
-        for _ in range(min(steps, 5)):
-            m.step()
-        _release(m)
 
-    seconds = statistics.median(run_seconds)
+def ours_and_boltzmann(n: int, months: int, steps: int, repeats: int = 5) -> dict:
+    """Our model and Mesa's Boltzmann at ``n`` agents, their repeats taken in turn.
+
+    Repeat k of our model (:func:`lanthanide`'s) is followed at once by repeat k of Boltzmann
+    (:func:`boltzmann`'s), so that each pair ran under the same conditions on a machine whose
+    speed drifts (another process starting, the CPU's clock, a neighbour on a shared host). The
+    ratio of the pair's rates is taken for each pair, from wall time and from CPU time; the
+    reported ratio is the median pair's. The ratio of the two median rates is kept beside it.
+
+    Returns:
+        ``{"lanthanide": ..., "boltzmann": ..., "pair_ratios": [...], "pair_ratios_cpu":
+        [...], "ours_over_boltzmann": median pair ratio, "ours_over_boltzmann_cpu": ...,
+        "ratio_of_medians": ...}``.
+    """
+    ours = _OurRepeats(n, months)
+    boltz = _BoltzmannRepeats(n, steps)
+    for _ in range(repeats):
+        ours.repeat()
+        boltz.repeat()
+    per_wall = [
+        (n * months / o) / (n * steps / b)
+        for o, b in zip(ours.run_seconds, boltz.run_seconds, strict=True)
+    ]
+    per_cpu = [
+        (n * months / o) / (n * steps / b)
+        for o, b in zip(ours.cpu_seconds, boltz.cpu_seconds, strict=True)
+    ]
+    o_res, b_res = ours.result(), boltz.result()
     return {
-        "agents": n,
-        "steps": steps,
-        "repeats": repeats,
-        "seconds": seconds,
-        "seconds_all_repeats": run_seconds,
-        "agent_steps_per_second": n * steps / seconds,
-        "cpu_seconds_all_repeats": cpu_seconds,
-        "agent_steps_per_cpu_second": n * steps / min(cpu_seconds),
-        "startup_seconds": build,
-        "wealth_conserved": conserved,
-        "peak_mib": peak_traced_mib(traced),
-        "max_rss_mib_after": max_rss_mib(),
+        "lanthanide": o_res,
+        "boltzmann": b_res,
+        "pair_ratios": per_wall,
+        "pair_ratios_cpu": per_cpu,
+        "ours_over_boltzmann": statistics.median(per_wall),
+        "ours_over_boltzmann_cpu": statistics.median(per_cpu),
+        "ratio_of_medians": o_res["firm_months_per_second"] / b_res["agent_steps_per_second"],
     }
 
 
