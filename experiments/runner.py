@@ -42,6 +42,7 @@ class Simulation:
     firm_agents: int
     log: list = field(default_factory=list)
     engine: str = "numpy"  # abm.engine: a speed setting, the same results on either
+    outcomes: dict | None = None  # compute_outcomes of the table, where it was computed early
 
 
 def simulate(scenario: Scenario, seed: int, run: str = "scenario") -> Simulation:
@@ -106,10 +107,23 @@ def pair_workers(workers: int | None = None) -> int:
     return 2 if safe else 1
 
 
-def _simulate_in_child(conn, scenario: Scenario, seed: int, run: str) -> None:
-    """The child's side of a paired run: simulate, send the result (or the error) back."""
+def _run_outcomes(scn: Scenario, df: pd.DataFrame) -> dict[str, float]:
+    """``compute_outcomes`` of one run's table, with the scenario's target, coercer and rate."""
+    return compute_outcomes(df, scn.target, scn.coercer, scn.verdict.discount_rate_per_year)
+
+
+def _simulate_in_child(conn, scenario: Scenario, seed: int, run: str, judged: Scenario) -> None:
+    """The child's side of a paired run: simulate, send the result (or the error) back.
+
+    The child also computes its run's outcomes (``Simulation.outcomes``, with the target,
+    coercer and discount rate of ``judged``, the scenario whose summary this is), the
+    counterfactual's half of the summary, while the parent computes the scenario's: the same
+    function on the same table, so the same floats (pickled exactly).
+    """
     try:
-        out = ("ok", simulate(scenario, seed, run))
+        sim = simulate(scenario, seed, run)
+        sim.outcomes = _run_outcomes(judged, sim.timeseries)
+        out = ("ok", sim)
     except BaseException as exc:  # the parent raises it
         out = ("error", exc)
     try:
@@ -128,13 +142,14 @@ def _simulate_pair(
     receive, send = ctx.Pipe(duplex=False)
     child = ctx.Process(
         target=_simulate_in_child,
-        args=(send, cf_scenario, seed, "counterfactual"),
+        args=(send, cf_scenario, seed, "counterfactual", scenario),
         name="lanthanide-counterfactual",
     )
     child.start()
     send.close()  # the child holds the sending end: EOF here if it dies
     try:
         main = simulate(scenario, seed, "scenario")
+        main.outcomes = _run_outcomes(scenario, main.timeseries)  # while the child does its own
         try:
             status, payload = receive.recv()
         except EOFError:
@@ -229,7 +244,10 @@ def run_scenario(
     # compares the categories' order too (equality of unordered categorical types does not)
     if not (isinstance(dtype, pd.CategoricalDtype) and list(dtype.categories) == runs):
         ts["run"] = pd.Categorical(ts["run"].astype(str), categories=runs)
-    summary = summarise(scn, main.timeseries, cf_df)
+    # (a paired run's processes computed each run's outcomes already, side by side)
+    summary = summarise(
+        scn, main.timeseries, cf_df, main.outcomes, cf.outcomes if cf is not None else None
+    )
     manifest = {
         "scenario": scn.to_dict(),
         "scenario_name": scn.name,
@@ -248,13 +266,22 @@ def run_scenario(
     return Result(scn, seed, ts, summary, manifest, main.log)
 
 
-def summarise(scn: Scenario, run_df: pd.DataFrame, cf_df: pd.DataFrame | None) -> dict:
-    """``summary.json`` content: outcomes run vs counterfactual, concession and verdict."""
-    r = scn.verdict.discount_rate_per_year
-    run_o = compute_outcomes(run_df, scn.target, scn.coercer, r)
+def summarise(
+    scn: Scenario,
+    run_df: pd.DataFrame,
+    cf_df: pd.DataFrame | None,
+    run_outcomes: dict[str, float] | None = None,
+    cf_outcomes: dict[str, float] | None = None,
+) -> dict:
+    """``summary.json`` content: outcomes run vs counterfactual, concession and verdict.
+
+    ``run_outcomes`` and ``cf_outcomes``, where given, are the two tables' ``compute_outcomes``
+    computed already (by a paired run's two processes); otherwise they are computed here.
+    """
+    run_o = run_outcomes if run_outcomes is not None else _run_outcomes(scn, run_df)
     conc = concession_of(run_df, scn.target)
     if cf_df is not None:
-        cf_o = compute_outcomes(cf_df, scn.target, scn.coercer, r)
+        cf_o = cf_outcomes if cf_outcomes is not None else _run_outcomes(scn, cf_df)
         parts = verdict_parts(run_o, cf_o, conc["obtained"], scn.verdict)
         v = parts["verdict"]
         tests = parts["backfire_tests"]
