@@ -111,6 +111,16 @@ def kernels() -> ModuleType:
 _cold_checked = False
 
 
+def compile_note_given() -> None:
+    """Count the note of :func:`kernels` as given in this process: it will not print it.
+
+    For a process forked beside another that runs the same engine (a paired run's child): the
+    other process compiles the same kernels at the same time and says so once.
+    """
+    global _cold_checked
+    _cold_checked = True
+
+
 def uncached_kernels(module: ModuleType) -> list[str]:
     """Names of the kernels in ``module``'s submodules with nothing in numba's cache yet.
 

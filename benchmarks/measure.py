@@ -223,14 +223,16 @@ def ours_and_boltzmann(n: int, months: int, steps: int, repeats: int = 5) -> dic
     for _ in range(repeats):
         ours.repeat()
         boltz.repeat()
-    per_wall = [
-        (n * months / o) / (n * steps / b)
-        for o, b in zip(ours.run_seconds, boltz.run_seconds, strict=True)
-    ]
-    per_cpu = [
-        (n * months / o) / (n * steps / b)
-        for o, b in zip(ours.cpu_seconds, boltz.cpu_seconds, strict=True)
-    ]
+
+    def ratios(ours_seconds: list[float], boltz_seconds: list[float]) -> list[float]:
+        # each pair's firm-months per second over its agent-steps per second
+        return [
+            (n * months / o) / (n * steps / b)
+            for o, b in zip(ours_seconds, boltz_seconds, strict=True)
+        ]
+
+    per_wall = ratios(ours.run_seconds, boltz.run_seconds)
+    per_cpu = ratios(ours.cpu_seconds, boltz.cpu_seconds)
     o_res, b_res = ours.result(), boltz.result()
     return {
         "lanthanide": o_res,

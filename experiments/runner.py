@@ -28,6 +28,7 @@ from pathlib import Path
 import mesa
 import pandas as pd
 
+from abm.engine import compile_note_given
 from abm.model import RareEarthModel
 from abm.outcomes import compute_outcomes, concession_of, explain, paired, verdict_parts
 from abm.scenario import Scenario, counterfactual, load_scenario
@@ -120,11 +121,9 @@ def _simulate_in_child(conn, scenario: Scenario, seed: int, run: str, judged: Sc
     counterfactual's half of the summary, while the parent computes the scenario's: the same
     function on the same table, so the same floats (pickled exactly).
     """
-    from abm import engine
-
     # both runs have the same firms, so the same engine: where numba compiles its kernels for
     # the first time on this machine, the parent says so (once), not the child too
-    engine._cold_checked = True
+    compile_note_given()
     try:
         sim = simulate(scenario, seed, run)
         sim.outcomes = _run_outcomes(judged, sim.timeseries)
